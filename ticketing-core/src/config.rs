@@ -1,0 +1,131 @@
+//! Start-up settings. Front ends parse flags into a [`Config`] once; the core never reads the
+//! environment itself.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// How contended writes (seat hold, charge, use, pay) are protected. Chosen once at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StrategyKind {
+    /// Take SQLite's write lock first (`BEGIN IMMEDIATE`), then read-decide-write. Never
+    /// conflicts; waits instead.
+    Pessimistic,
+    /// Read with a `version`, write `WHERE version = ?`. Seat and payment races fail fast;
+    /// charge and use retry with jittered backoff, bounded.
+    Optimistic,
+    /// A per-resource lease lock in Redis with a fencing number checked on write.
+    Redis,
+}
+
+impl StrategyKind {
+    /// Every strategy, in the order reports list them.
+    pub const ALL: [StrategyKind; 3] = [StrategyKind::Pessimistic, StrategyKind::Optimistic, StrategyKind::Redis];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            StrategyKind::Pessimistic => "pessimistic",
+            StrategyKind::Optimistic => "optimistic",
+            StrategyKind::Redis => "redis",
+        }
+    }
+}
+
+impl fmt::Display for StrategyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for StrategyKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "pessimistic" => Ok(StrategyKind::Pessimistic),
+            "optimistic" => Ok(StrategyKind::Optimistic),
+            "redis" => Ok(StrategyKind::Redis),
+            other => Err(format!(
+                "unknown strategy `{other}` (expected pessimistic, optimistic or redis)"
+            )),
+        }
+    }
+}
+
+/// How hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: an acknowledged write survives `kill -9` and power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: survives `kill -9`; the last commits may be lost on power loss.
+    Normal,
+}
+
+impl FromStr for Durability {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" => Ok(Durability::Full),
+            "normal" => Ok(Durability::Normal),
+            other => Err(format!("unknown durability `{other}` (expected full or normal)")),
+        }
+    }
+}
+
+/// Everything the core needs to open a database and run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The SQLite database file; created and migrated when missing.
+    pub db_path: PathBuf,
+    /// The concurrency-control strategy.
+    pub strategy: StrategyKind,
+    /// Redis URL, required by [`StrategyKind::Redis`].
+    pub redis_url: Option<String>,
+    /// At most this many ACTIVE tokens at once. `None` keeps what the database has (100 on a
+    /// new database); `Some` stores it at start-up. Operators may change it while running.
+    pub max_active: Option<u32>,
+    /// An ACTIVE token dies this long after admission.
+    pub token_ttl: Duration,
+    /// A WAITING token dies when its holder has not asked for its status for this long.
+    pub waiting_ttl: Duration,
+    /// A seat hold lasts this long.
+    pub hold_ttl: Duration,
+    /// A user holds at most this many seats at once.
+    pub max_holds: u32,
+    /// Commit durability.
+    pub durability: Durability,
+    /// Redis lease for a lock (how long a holder may take before its lock lapses).
+    pub lock_lease: Duration,
+    /// How long a waiting lock (wallet) or an optimistic retry loop may take before giving up.
+    pub contention_bound: Duration,
+}
+
+impl Config {
+    /// Default settings on `db_path`.
+    pub fn new(db_path: impl Into<PathBuf>) -> Config {
+        Config {
+            db_path: db_path.into(),
+            strategy: StrategyKind::Optimistic,
+            redis_url: None,
+            max_active: None,
+            token_ttl: Duration::from_secs(10 * 60),
+            waiting_ttl: Duration::from_secs(5 * 60),
+            hold_ttl: Duration::from_secs(5 * 60),
+            max_holds: 4,
+            durability: Durability::Full,
+            lock_lease: Duration::from_secs(5),
+            contention_bound: Duration::from_secs(10),
+        }
+    }
+
+    /// The same config with another strategy.
+    pub fn with_strategy(mut self, strategy: StrategyKind) -> Config {
+        self.strategy = strategy;
+        self
+    }
+}
+
+/// The queue's size when a database is created.
+pub const DEFAULT_MAX_ACTIVE: u32 = 100;

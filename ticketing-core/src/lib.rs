@@ -1,0 +1,39 @@
+//! # ticketing-core
+//!
+//! The whole concert-ticketing domain — waiting queue, seat holds, wallet, payments — over an
+//! SQLite database, with a concurrency-control strategy chosen at start-up
+//! ([`StrategyKind`]: pessimistic, optimistic or a Redis lock).
+//!
+//! [`Ticketing`] is the one entry point every front end calls (HTTP server, simulator, TUI,
+//! admin commands). It is synchronous and thread-safe: call it from many threads at once; async
+//! front ends call it from `spawn_blocking`.
+//!
+//! Where things are: [`money`] (integer hundredths), [`clock`] (injected time), [`error`]
+//! (typed errors with machine codes), [`domain`] (plain types and pure rules), `store` (schema,
+//! migrations, connections, the group-commit writer), `strategy` (how a contended write is
+//! guarded), `queue` (waiting-queue rules), [`admin`] (operator operations and read models),
+//! [`invariants`] (the checks of SPEC §5).
+
+pub mod admin;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod invariants;
+pub mod money;
+mod queue;
+mod store;
+mod strategy;
+mod ticketing;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use config::{Config, Durability, StrategyKind};
+pub use domain::{
+    Concert, ConcertDate, Hold, LedgerEntry, LedgerKind, PayCmd, PaymentReceipt, ReservationStatus, ReserveCmd, Seat,
+    SeatStatus, TokenStatus, TokenView,
+};
+pub use error::{Error, ErrorClass, Result, TokenProblem};
+pub use money::Money;
+pub use strategy::ContentionSnapshot;
+pub use ticketing::SweepReport;
+pub use ticketing::Ticketing;

@@ -1,0 +1,190 @@
+//! The waiting queue's rules over the database: admission (FIFO, at most `max_active`),
+//! positions and waiting-time estimates.
+//!
+//! Positions are exact without counting the whole queue: token ids are dense and in issue
+//! order, and admission is strictly FIFO, so every token above `admitted_through` (the newest
+//! admitted id) has never been admitted. A waiting token's place is therefore the number of
+//! ids between `admitted_through` and its own, less the holes (tokens in that range that died
+//! while waiting), which are few and indexed.
+
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::clock::Timestamp;
+use crate::domain::TokenStatus;
+use crate::error::{Error, Result, TokenProblem};
+
+/// A token row with its status as of `now` (a run-out token reads as EXPIRED).
+#[derive(Debug, Clone)]
+pub(crate) struct TokenRow {
+    pub id: i64,
+    pub token: String,
+    pub user_id: i64,
+    pub status: TokenStatus,
+    pub expires_at: Timestamp,
+}
+
+/// The queue's operator settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueSettings {
+    pub max_active: u32,
+    pub paused: bool,
+    pub admitted_through: i64,
+}
+
+pub(crate) fn settings(c: &Connection) -> Result<QueueSettings> {
+    Ok(
+        c.prepare_cached("SELECT max_active, paused, admitted_through FROM queue_settings WHERE id = 1")?
+            .query_row([], |r| {
+                Ok(QueueSettings {
+                    max_active: r.get(0)?,
+                    paused: r.get::<_, i64>(1)? != 0,
+                    admitted_through: r.get(2)?,
+                })
+            })?,
+    )
+}
+
+fn row_to_token(r: &rusqlite::Row<'_>, now: Timestamp) -> rusqlite::Result<TokenRow> {
+    let stored: String = r.get(3)?;
+    let expires_at = Timestamp(r.get(4)?);
+    let status = match stored.as_str() {
+        "WAITING" if expires_at > now => TokenStatus::Waiting,
+        "ACTIVE" if expires_at > now => TokenStatus::Active,
+        _ => TokenStatus::Expired,
+    };
+    Ok(TokenRow {
+        id: r.get(0)?,
+        token: r.get(1)?,
+        user_id: r.get(2)?,
+        status,
+        expires_at,
+    })
+}
+
+/// Finds a token by its text. Missing text is 401 TOKEN_MISSING; not a UUID or not ours is
+/// 401 TOKEN_INVALID. The status may be EXPIRED: callers decide.
+pub(crate) fn find_token(c: &Connection, token: &str, now: Timestamp) -> Result<TokenRow> {
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(Error::Unauthorized(TokenProblem::Missing));
+    }
+    let uuid = uuid::Uuid::try_parse(token).map_err(|_| Error::Unauthorized(TokenProblem::Unknown))?;
+    c.prepare_cached("SELECT id, token, user_id, status, expires_at FROM tokens WHERE token = ?1")?
+        .query_row([uuid.hyphenated().to_string()], |r| row_to_token(r, now))
+        .optional()?
+        .ok_or(Error::Unauthorized(TokenProblem::Unknown))
+}
+
+/// A token that may act: ACTIVE. WAITING is 403 (with its place), EXPIRED is 401.
+pub(crate) fn require_active(c: &Connection, token: &str, now: Timestamp) -> Result<TokenRow> {
+    let row = find_token(c, token, now)?;
+    match row.status {
+        TokenStatus::Active => Ok(row),
+        TokenStatus::Expired => Err(Error::Unauthorized(TokenProblem::Expired)),
+        TokenStatus::Waiting => Err(Error::NotAdmitted {
+            position: position(c, &row, now)?,
+        }),
+    }
+}
+
+/// The live (WAITING or ACTIVE) token of `user_id`, if any.
+pub(crate) fn live_token_of(c: &Connection, user_id: i64, now: Timestamp) -> Result<Option<TokenRow>> {
+    Ok(c.prepare_cached(
+        "SELECT id, token, user_id, status, expires_at FROM tokens
+         WHERE user_id = ?1 AND status IN ('WAITING', 'ACTIVE') AND expires_at > ?2
+         ORDER BY id DESC LIMIT 1",
+    )?
+    .query_row(params![user_id, now.0], |r| row_to_token(r, now))
+    .optional()?)
+}
+
+/// Live ACTIVE tokens now.
+pub(crate) fn active_count(c: &Connection, now: Timestamp) -> Result<u32> {
+    Ok(
+        c.prepare_cached("SELECT count(*) FROM tokens WHERE status = 'ACTIVE' AND expires_at > ?1")?
+            .query_row([now.0], |r| r.get(0))?,
+    )
+}
+
+/// Live WAITING tokens now.
+pub(crate) fn waiting_count(c: &Connection, now: Timestamp) -> Result<u64> {
+    Ok(
+        c.prepare_cached("SELECT count(*) FROM tokens WHERE status = 'WAITING' AND expires_at > ?1")?
+            .query_row([now.0], |r| r.get::<_, i64>(0))? as u64,
+    )
+}
+
+/// 1-based place of a WAITING token among live WAITING tokens; 0 for any other status.
+pub(crate) fn position(c: &Connection, row: &TokenRow, now: Timestamp) -> Result<u64> {
+    if row.status != TokenStatus::Waiting {
+        return Ok(0);
+    }
+    let through = settings(c)?.admitted_through;
+    let dead: i64 = c
+        .prepare_cached("SELECT count(*) FROM tokens WHERE status = 'EXPIRED' AND id > ?1 AND id < ?2")?
+        .query_row(params![through, row.id], |r| r.get(0))?;
+    let lapsed: i64 = c
+        .prepare_cached(
+            "SELECT count(*) FROM tokens WHERE status = 'WAITING' AND expires_at <= ?3 AND id > ?1 AND id < ?2",
+        )?
+        .query_row(params![through, row.id, now.0], |r| r.get(0))?;
+    Ok(u64::try_from(row.id - through - dead - lapsed).unwrap_or(1).max(1))
+}
+
+/// Admits WAITING tokens in issue order while fewer than `max_active` are ACTIVE (unless
+/// paused). Returns how many were admitted. Runs inside a write.
+pub(crate) fn admit(c: &Connection, now: Timestamp, token_ttl: Duration) -> Result<u32> {
+    let s = settings(c)?;
+    if s.paused {
+        return Ok(0);
+    }
+    let active = active_count(c, now)?;
+    let free = s.max_active.saturating_sub(active);
+    if free == 0 {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = c
+        .prepare_cached("SELECT id FROM tokens WHERE status = 'WAITING' AND expires_at > ?1 ORDER BY id LIMIT ?2")?
+        .query_map(params![now.0, free], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let Some(&last) = ids.last() else { return Ok(0) };
+    let expires = now.plus(token_ttl);
+    let mut update =
+        c.prepare_cached("UPDATE tokens SET status = 'ACTIVE', admitted_at = ?2, expires_at = ?3 WHERE id = ?1")?;
+    for id in &ids {
+        update.execute(params![id, now.0, expires.0])?;
+    }
+    c.prepare_cached("UPDATE queue_settings SET admitted_through = max(admitted_through, ?1) WHERE id = 1")?
+        .execute([last])?;
+    Ok(u32::try_from(ids.len()).unwrap_or(u32::MAX))
+}
+
+/// Tokens admitted in the minute before `now`.
+pub(crate) fn admitted_last_minute(c: &Connection, now: Timestamp) -> Result<u64> {
+    Ok(
+        c.prepare_cached("SELECT count(*) FROM tokens WHERE admitted_at > ?1 AND admitted_at <= ?2")?
+            .query_row(params![now.0 - 60_000, now.0], |r| r.get::<_, i64>(0))? as u64,
+    )
+}
+
+/// A rough wait for the `position`-th waiter: by the last minute's admission rate, or, with no
+/// admissions yet, as if each slot frees when its token times out.
+pub(crate) fn estimated_wait_seconds(
+    c: &Connection,
+    position: u64,
+    now: Timestamp,
+    token_ttl: Duration,
+) -> Result<u64> {
+    if position == 0 {
+        return Ok(0);
+    }
+    let s = settings(c)?;
+    let per_minute = admitted_last_minute(c, now)?;
+    if per_minute > 0 {
+        return Ok((position * 60).div_ceil(per_minute));
+    }
+    let slots = u64::from(s.max_active.max(1));
+    Ok(position.div_ceil(slots) * token_ttl.as_secs())
+}

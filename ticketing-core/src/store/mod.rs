@@ -1,0 +1,212 @@
+//! SQLite access: connection set-up, migrations, a pool of reader connections and the
+//! group-commit writer.
+//!
+//! All writes of one process go through one writer thread. It takes every write waiting in its
+//! queue, runs each in its own SAVEPOINT inside one `BEGIN IMMEDIATE` transaction, commits once
+//! and only then answers each caller. A failed write rolls back to its savepoint and changes
+//! nothing; a failed commit fails every write of the batch. So every acknowledged write is on
+//! disk (one fsync per batch with `synchronous=FULL`), and throughput is not bounded by the
+//! disk's fsync rate. Other processes (the TUI, admin commands) write through their own writer
+//! and meet ours at SQLite's write lock.
+
+pub(crate) mod schema;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::config::Durability;
+use crate::error::{Error, Result};
+
+/// The most writes one commit carries.
+const MAX_BATCH: usize = 512;
+/// How long a connection waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A write waiting for the writer thread.
+trait WriteJob: Send {
+    /// Runs the write; true when it succeeded (its savepoint is kept).
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller once the batch's fate is known.
+    fn finish(self: Box<Self>, commit: Result<()>);
+}
+
+struct Pending<T, F> {
+    body: Option<F>,
+    result: Option<Result<T>>,
+    reply: Sender<Result<T>>,
+}
+
+impl<T: Send, F: FnOnce(&Connection) -> Result<T> + Send> WriteJob for Pending<T, F> {
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(body) = self.body.take() else { return false };
+        let result = catch_unwind(AssertUnwindSafe(|| body(conn)))
+            .unwrap_or_else(|_| Err(Error::Internal("a write panicked; it was rolled back".into())));
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<()>) {
+        let answer = match (commit, self.result) {
+            (Ok(()), Some(result)) => result,
+            (Err(e), Some(Err(own))) => Err(if matches!(own, Error::Internal(_)) { e } else { own }),
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Err(Error::Internal("write was never run".into())),
+        };
+        // The caller may have given up (it never does today); nothing to do then.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The database: reader connections and the writer thread.
+pub(crate) struct Store {
+    path: PathBuf,
+    durability: Durability,
+    readers: Mutex<Vec<Connection>>,
+    writer: Option<Sender<Box<dyn WriteJob>>>,
+    writer_thread: Option<JoinHandle<()>>,
+}
+
+impl Store {
+    /// Opens (creating and migrating when needed) the database at `path`.
+    pub fn open(path: &Path, durability: Durability) -> Result<Store> {
+        let mut conn = open_connection(path, durability, true)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        schema::migrate(&mut conn)?;
+        let (tx, rx) = crossbeam_channel::unbounded::<Box<dyn WriteJob>>();
+        let writer_thread = std::thread::Builder::new()
+            .name("ticketing-writer".into())
+            .spawn(move || write_loop(conn, rx))
+            .map_err(|e| Error::Internal(format!("cannot start the writer thread: {e}")))?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            durability,
+            readers: Mutex::new(Vec::new()),
+            writer: Some(tx),
+            writer_thread: Some(writer_thread),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in a read transaction (one consistent snapshot) on a pooled connection.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = match self.readers.lock().pop() {
+            Some(conn) => conn,
+            None => open_connection(&self.path, self.durability, false)?,
+        };
+        conn.execute_batch("BEGIN")?;
+        let result = f(&conn);
+        let end = conn.execute_batch("COMMIT");
+        if end.is_ok() {
+            self.readers.lock().push(conn);
+        }
+        let value = result?;
+        end?;
+        Ok(value)
+    }
+
+    /// Runs `f` in the writer's next batch; returns once its batch is committed.
+    pub fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let job = Box::new(Pending {
+            body: Some(f),
+            result: None,
+            reply,
+        });
+        self.writer
+            .as_ref()
+            .ok_or_else(|| Error::Internal("the store is closed".into()))?
+            .send(job)
+            .map_err(|_| Error::Internal("the writer thread has stopped".into()))?;
+        answer
+            .recv()
+            .map_err(|_| Error::Internal("the writer thread has stopped".into()))?
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish what it has, then stop.
+        self.writer.take();
+        if let Some(handle) = self.writer_thread.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn open_connection(path: &Path, durability: Durability, create: bool) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| Error::Internal(format!("cannot open database {}: {e}", path.display())))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        },
+    )?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)?;
+    Ok(conn)
+}
+
+fn write_loop(conn: Connection, jobs: Receiver<Box<dyn WriteJob>>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let commit = run_batch(&conn, &mut batch);
+        for job in batch {
+            job.finish(commit.clone());
+        }
+    }
+    // Leave the WAL folded into the main file for a tidy close.
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)");
+}
+
+fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    for job in batch.iter_mut() {
+        let step = conn.execute_batch("SAVEPOINT job").and_then(|()| {
+            if job.run(conn) {
+                conn.execute_batch("RELEASE job")
+            } else {
+                conn.execute_batch("ROLLBACK TO job; RELEASE job")
+            }
+        });
+        if let Err(e) = step {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+    }
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(e.into());
+    }
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! How a contended write is guarded. Every use case is written once as two halves:
+//! `decide` reads what it needs and applies the business rule, producing a plan (which carries
+//! the `version`s it read); `apply` writes the plan, each contended row written
+//! `WHERE version = ?` (and, under Redis, only when no newer fence has written). The strategy
+//! decides where each half runs and what a lost race does:
+//!
+//! - pessimistic: both halves inside the writer's `BEGIN IMMEDIATE` transaction — the write
+//!   lock is held from the first read, so a version never mismatches and nobody conflicts;
+//! - optimistic: `decide` on a reader snapshot, `apply` in the writer; a version mismatch is a
+//!   conflict — seat and payment races fail at once, charge and use retry with jittered
+//!   backoff within a bound;
+//! - redis: a per-resource lease lock in Redis around both halves; the lock's fencing number is
+//!   checked and recorded by the write.
+
+pub(crate) mod redis_lock;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use crate::config::{Config, StrategyKind};
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// A contended resource: the unit a strategy locks or versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Resource {
+    Seat(i64),
+    Wallet(i64),
+    Reservation(i64),
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Resource::Seat(id) => write!(f, "seat:{id}"),
+            Resource::Wallet(id) => write!(f, "wallet:{id}"),
+            Resource::Reservation(id) => write!(f, "reservation:{id}"),
+        }
+    }
+}
+
+/// What a request does when another holds or changed its resource first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnLostRace {
+    /// Give up at once with a 409: someone else got the seat / paid the reservation.
+    FailFast,
+    /// Wait or retry (with jittered backoff) until the configured bound.
+    Wait,
+}
+
+/// The fencing numbers a write must respect (Redis only; empty otherwise).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Fences(Vec<(Resource, i64)>);
+
+impl Fences {
+    /// The fence granted for `res`, if the strategy uses fences.
+    pub fn of(&self, res: Resource) -> Option<i64> {
+        self.0.iter().find(|(r, _)| *r == res).map(|(_, f)| *f)
+    }
+}
+
+/// Counters of lost races, exposed to metrics and the simulator.
+#[derive(Debug, Default)]
+pub struct ContentionStats {
+    conflicts: AtomicU64,
+    retries: AtomicU64,
+    lock_waits: AtomicU64,
+    lock_failures: AtomicU64,
+}
+
+/// A copy of [`ContentionStats`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ContentionSnapshot {
+    /// Writes refused because another changed the row first (version or fence).
+    pub conflicts: u64,
+    /// Optimistic retries of charge and use.
+    pub retries: u64,
+    /// Lock acquisitions that had to wait (Redis).
+    pub lock_waits: u64,
+    /// Lock acquisitions that failed (taken and fail-fast, or wait bound passed).
+    pub lock_failures: u64,
+}
+
+impl ContentionStats {
+    /// Reads the counters.
+    pub fn snapshot(&self) -> ContentionSnapshot {
+        ContentionSnapshot {
+            conflicts: self.conflicts.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            lock_waits: self.lock_waits.load(Ordering::Relaxed),
+            lock_failures: self.lock_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn count_lock_wait(&self) {
+        self.lock_waits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_lock_failure(&self) {
+        self.lock_failures.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The strategy chosen at start-up.
+pub(crate) struct Strategy {
+    kind: StrategyKind,
+    locks: Option<redis_lock::RedisLocks>,
+    bound: Duration,
+    pub stats: ContentionStats,
+}
+
+impl Strategy {
+    pub fn new(config: &Config) -> Result<Strategy> {
+        let locks = match config.strategy {
+            StrategyKind::Redis => {
+                let url = config
+                    .redis_url
+                    .as_deref()
+                    .ok_or_else(|| Error::invalid("redis-url", "the redis strategy needs --redis-url"))?;
+                Some(redis_lock::RedisLocks::connect(
+                    url,
+                    config.lock_lease,
+                    config.contention_bound,
+                )?)
+            }
+            _ => None,
+        };
+        Ok(Strategy {
+            kind: config.strategy,
+            locks,
+            bound: config.contention_bound,
+            stats: ContentionStats::default(),
+        })
+    }
+
+    pub fn kind(&self) -> StrategyKind {
+        self.kind
+    }
+
+    /// Runs one use case on its contended `resources` (locked in the order given).
+    pub fn run<P, T, D, A>(&self, store: &Store, resources: &[(Resource, OnLostRace)], decide: D, apply: A) -> Result<T>
+    where
+        P: Send + 'static,
+        T: Send + 'static,
+        D: Fn(&Connection) -> Result<P> + Send + Clone + 'static,
+        A: Fn(&Connection, P, &Fences) -> Result<T> + Send + Clone + 'static,
+    {
+        let result = match self.kind {
+            StrategyKind::Pessimistic => store.write(move |c| {
+                let plan = decide(c)?;
+                apply(c, plan, &Fences::default())
+            }),
+            StrategyKind::Optimistic => self.optimistic(store, resources, decide, apply),
+            StrategyKind::Redis => self.locked(store, resources, decide, apply),
+        };
+        if let Err(Error::Contention { .. }) = &result {
+            self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn optimistic<P, T, D, A>(
+        &self,
+        store: &Store,
+        resources: &[(Resource, OnLostRace)],
+        decide: D,
+        apply: A,
+    ) -> Result<T>
+    where
+        P: Send + 'static,
+        T: Send + 'static,
+        D: Fn(&Connection) -> Result<P> + Send + Clone + 'static,
+        A: Fn(&Connection, P, &Fences) -> Result<T> + Send + Clone + 'static,
+    {
+        let started = Instant::now();
+        let mut backoff = Backoff::new();
+        loop {
+            let plan = store.read(|c| decide(c))?;
+            let apply = apply.clone();
+            match store.write(move |c| apply(c, plan, &Fences::default())) {
+                Err(Error::Contention { resource, code }) => {
+                    let waits = resources
+                        .iter()
+                        .any(|(r, how)| *how == OnLostRace::Wait && r.to_string() == resource);
+                    if !waits || started.elapsed() >= self.bound {
+                        return Err(Error::Contention { resource, code });
+                    }
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    backoff.sleep();
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn locked<P, T, D, A>(&self, store: &Store, resources: &[(Resource, OnLostRace)], decide: D, apply: A) -> Result<T>
+    where
+        P: Send + 'static,
+        T: Send + 'static,
+        D: Fn(&Connection) -> Result<P> + Send + Clone + 'static,
+        A: Fn(&Connection, P, &Fences) -> Result<T> + Send + Clone + 'static,
+    {
+        let locks = self.locks.as_ref().ok_or(Error::LockUnavailable)?;
+        let mut held = Vec::with_capacity(resources.len());
+        let mut fences = Fences::default();
+        let outcome = (|| {
+            for &(res, how) in resources {
+                let lease = locks.acquire(res, how, &self.stats)?;
+                fences.0.push((res, lease.fence));
+                held.push(lease);
+            }
+            let plan = store.read(|c| decide(c))?;
+            let fences = fences.clone();
+            store.write(move |c| apply(c, plan, &fences))
+        })();
+        for lease in held.into_iter().rev() {
+            locks.release(lease);
+        }
+        outcome
+    }
+}
+
+/// Exponential backoff with full jitter, capped at a few milliseconds: contenders spread out
+/// instead of colliding again in lockstep.
+pub(crate) struct Backoff {
+    ceiling: Duration,
+}
+
+impl Backoff {
+    pub fn new() -> Backoff {
+        Backoff {
+            ceiling: Duration::from_micros(200),
+        }
+    }
+
+    pub fn sleep(&mut self) {
+        let micros = u64::try_from(self.ceiling.as_micros()).unwrap_or(u64::MAX).max(1);
+        std::thread::sleep(Duration::from_micros(rand::random_range(0..micros)));
+        self.ceiling = (self.ceiling * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Checks the outcome of a guarded `UPDATE`: zero rows means the row's version (or a newer
+/// fence) moved on since `decide` read it.
+pub(crate) fn expect_one_row(changed: usize, res: Resource, conn: &Connection, fences: &Fences) -> Result<()> {
+    if changed == 1 {
+        return Ok(());
+    }
+    if let Some(mine) = fences.of(res) {
+        let (table, key) = match res {
+            Resource::Seat(id) => ("seats", id),
+            Resource::Wallet(id) => ("wallets", id),
+            Resource::Reservation(id) => ("reservations", id),
+        };
+        let key_col = if table == "wallets" { "user_id" } else { "id" };
+        let written: Option<i64> = conn
+            .query_row(&format!("SELECT fence FROM {table} WHERE {key_col} = ?1"), [key], |r| {
+                r.get(0)
+            })
+            .ok();
+        if written.is_some_and(|w| w > mine) {
+            return Err(Error::Contention {
+                resource: res.to_string(),
+                code: "STALE_FENCE",
+            });
+        }
+    }
+    Err(Error::conflict(res.to_string()))
+}
