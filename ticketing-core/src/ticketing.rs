@@ -68,8 +68,9 @@ impl Ticketing {
                 return Err(Error::invalid(name, format!("{name} must be longer than 0")));
             }
         }
-        let strategy = Strategy::new(&config)?;
+        // The store first: the Redis lock namespace is derived from the database file's path.
         let store = Store::open(&config.db_path, config.durability)?;
+        let strategy = Strategy::new(&config)?;
         let t = Ticketing {
             inner: Arc::new(Inner {
                 config,

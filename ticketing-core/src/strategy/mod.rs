@@ -223,6 +223,17 @@ impl Strategy {
     }
 }
 
+/// The Redis key prefix of a database: every process on the same file shares it (server, TUI,
+/// admin), and two databases never share a lock or a fence.
+fn lock_namespace(config: &Config) -> String {
+    let path = std::fs::canonicalize(&config.db_path).unwrap_or_else(|_| config.db_path.clone());
+    // FNV-1a: stable across builds, unlike std's hasher.
+    let hash = path.to_string_lossy().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("ticketing:{hash:016x}")
+}
+
 /// Exponential backoff with full jitter, capped at a few milliseconds: contenders spread out
 /// instead of colliding again in lockstep.
 pub(crate) struct Backoff {

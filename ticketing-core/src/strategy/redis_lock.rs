@@ -29,6 +29,8 @@ pub(crate) struct Lease {
 /// The lock service.
 pub(crate) struct RedisLocks {
     client: redis::Client,
+    /// Key prefix: one per database, so two databases never share locks or fences.
+    namespace: String,
     pool: Mutex<Vec<redis::Connection>>,
     lease: Duration,
     wait_bound: Duration,
@@ -38,7 +40,7 @@ pub(crate) struct RedisLocks {
 
 impl RedisLocks {
     /// Connects and checks that Redis answers.
-    pub fn connect(url: &str, lease: Duration, wait_bound: Duration) -> Result<RedisLocks> {
+    pub fn connect(url: &str, namespace: String, lease: Duration, wait_bound: Duration) -> Result<RedisLocks> {
         let client =
             redis::Client::open(url).map_err(|e| Error::invalid("redis-url", format!("bad Redis URL: {e}")))?;
         let locks = RedisLocks {
@@ -80,8 +82,8 @@ impl RedisLocks {
 
     /// Takes the lock on `res`: at once or fail (`FailFast`), or retrying until the bound (`Wait`).
     pub fn acquire(&self, res: Resource, how: OnLostRace, stats: &ContentionStats) -> Result<Lease> {
-        let key = format!("ticketing:lock:{res}");
-        let fence_key = format!("ticketing:fence:{res}");
+        let key = format!("{}:lock:{res}", self.namespace);
+        let fence_key = format!("{}:fence:{res}", self.namespace);
         let token = uuid::Uuid::new_v4().to_string();
         let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
         let started = Instant::now();
