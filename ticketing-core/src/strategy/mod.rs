@@ -122,6 +122,7 @@ impl Strategy {
                     .ok_or_else(|| Error::invalid("redis-url", "the redis strategy needs --redis-url"))?;
                 Some(redis_lock::RedisLocks::connect(
                     url,
+                    lock_namespace(config),
                     config.lock_lease,
                     config.contention_bound,
                 )?)

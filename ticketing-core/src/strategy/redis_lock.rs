@@ -45,6 +45,7 @@ impl RedisLocks {
             redis::Client::open(url).map_err(|e| Error::invalid("redis-url", format!("bad Redis URL: {e}")))?;
         let locks = RedisLocks {
             client,
+            namespace,
             pool: Mutex::new(Vec::new()),
             lease,
             wait_bound,
