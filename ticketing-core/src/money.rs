@@ -9,9 +9,9 @@ use serde::{Serialize, Serializer};
 use crate::error::Error;
 
 /// The largest amount one charge, use or price may carry: 100,000,000.00.
-pub const MAX_AMOUNT: Money = Money(100_000_000_00);
+pub const MAX_AMOUNT: Money = Money::from_units(100_000_000);
 /// The largest balance a wallet may hold: 1,000,000,000,000.00.
-pub const MAX_BALANCE: Money = Money(1_000_000_000_000_00);
+pub const MAX_BALANCE: Money = Money::from_units(1_000_000_000_000);
 
 /// An amount of money in hundredths (cents). Never negative in a valid wallet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
