@@ -35,5 +35,7 @@ pub use domain::{
 pub use error::{Error, ErrorClass, Result, TokenProblem};
 pub use money::Money;
 pub use strategy::ContentionSnapshot;
+#[cfg(feature = "test-hooks")]
+pub use strategy::test_hooks;
 pub use ticketing::SweepReport;
 pub use ticketing::Ticketing;

@@ -13,6 +13,8 @@
 //!   checked and recorded by the write.
 
 pub(crate) mod redis_lock;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -122,7 +124,7 @@ impl Strategy {
                     .ok_or_else(|| Error::invalid("redis-url", "the redis strategy needs --redis-url"))?;
                 Some(redis_lock::RedisLocks::connect(
                     url,
-                    lock_namespace(config),
+                    &config.db_path,
                     config.lock_lease,
                     config.contention_bound,
                 )?)
@@ -183,10 +185,7 @@ impl Strategy {
             let apply = apply.clone();
             match store.write(move |c| apply(c, plan, &Fences::default())) {
                 Err(Error::Contention { resource, code }) => {
-                    let waits = resources
-                        .iter()
-                        .any(|(r, how)| *how == OnLostRace::Wait && r.to_string() == resource);
-                    if !waits || started.elapsed() >= self.bound {
+                    if !waits_on(resources, &resource) || started.elapsed() >= self.bound {
                         return Err(Error::Contention { resource, code });
                     }
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -207,32 +206,57 @@ impl Strategy {
         let locks = self.locks.as_ref().ok_or(Error::LockUnavailable)?;
         let mut held = Vec::with_capacity(resources.len());
         let mut fences = Fences::default();
+        // Every lock is taken before the database is read, and nothing is written unless all
+        // were granted: a request that fails here (taken, wait bound, Redis down) changed nothing.
         let outcome = (|| {
             for &(res, how) in resources {
                 let lease = locks.acquire(res, how, &self.stats)?;
                 fences.0.push((res, lease.fence));
                 held.push(lease);
             }
-            let plan = store.read(|c| decide(c))?;
-            let fences = fences.clone();
-            store.write(move |c| apply(c, plan, &fences))
+            #[cfg(feature = "test-hooks")]
+            test_hooks::pause_point(test_hooks::Point::AfterAcquire, held.iter().map(|l| l.key.as_str()));
+            let started = Instant::now();
+            loop {
+                let plan = store.read(|c| decide(c))?;
+                #[cfg(feature = "test-hooks")]
+                test_hooks::pause_point(test_hooks::Point::BeforeApply, held.iter().map(|l| l.key.as_str()));
+                let (apply, fences) = (apply.clone(), fences.clone());
+                match store.write(move |c| apply(c, plan, &fences)) {
+                    // A version moved under the lock: a writer that takes no lock (the sweep, an
+                    // operator) or a holder whose lease lapsed wrote without a newer fence. We
+                    // still hold the lock, so a waiting resource decides again; a stale fence
+                    // means our own lease lapsed, and that is never retried.
+                    Err(Error::Contention {
+                        resource,
+                        code: "CONFLICT",
+                    }) if waits_on(resources, &resource) && started.elapsed() < self.bound => {
+                        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => return other,
+                }
+            }
         })();
+        // Released even when the write failed; a release that cannot reach Redis leaves the
+        // lease to run out, and never turns a committed write into an error.
         for lease in held.into_iter().rev() {
             locks.release(lease);
         }
         outcome
     }
+
+    /// The Redis key of the lock on `resource` (e.g. `seat:3`), when the strategy is redis.
+    #[cfg(feature = "test-hooks")]
+    pub(crate) fn lock_key(&self, resource: &str) -> Option<String> {
+        self.locks.as_ref().map(|l| l.lock_key(resource))
+    }
 }
 
-/// The Redis key prefix of a database: every process on the same file shares it (server, TUI,
-/// admin), and two databases never share a lock or a fence.
-fn lock_namespace(config: &Config) -> String {
-    let path = std::fs::canonicalize(&config.db_path).unwrap_or_else(|_| config.db_path.clone());
-    // FNV-1a: stable across builds, unlike std's hasher.
-    let hash = path.to_string_lossy().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("ticketing:{hash:016x}")
+/// True when a lost race on `resource` (by its name, e.g. `wallet:7`) is waited out.
+fn waits_on(resources: &[(Resource, OnLostRace)], resource: &str) -> bool {
+    resources
+        .iter()
+        .any(|(r, how)| *how == OnLostRace::Wait && r.to_string() == resource)
 }
 
 /// Exponential backoff with full jitter, capped at a few milliseconds: contenders spread out
@@ -248,10 +272,15 @@ impl Backoff {
         }
     }
 
-    pub fn sleep(&mut self) {
+    /// The next pause: uniform in `[0, ceiling)`, the ceiling doubling up to 20 ms.
+    pub fn next(&mut self) -> Duration {
         let micros = u64::try_from(self.ceiling.as_micros()).unwrap_or(u64::MAX).max(1);
-        std::thread::sleep(Duration::from_micros(rand::random_range(0..micros)));
         self.ceiling = (self.ceiling * 2).min(Duration::from_millis(20));
+        Duration::from_micros(rand::random_range(0..micros))
+    }
+
+    pub fn sleep(&mut self) {
+        std::thread::sleep(self.next());
     }
 }
 
