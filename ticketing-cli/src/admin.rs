@@ -132,6 +132,11 @@ enum HoldCommand {
 /// Runs `ticketing admin …`.
 pub fn run(global: &GlobalArgs, args: AdminArgs) -> anyhow::Result<ExitCode> {
     let config = global.config()?;
+    // Check what can be checked before the database is even opened: bad arguments write nothing.
+    let args = AdminArgs {
+        command: args.command.validated()?,
+        ..args
+    };
     let t = Ticketing::open(config)
         .map_err(usage_or_fail)
         .context("cannot open the database")?;
@@ -343,6 +348,39 @@ pub fn run(global: &GlobalArgs, args: AdminArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+impl AdminCommand {
+    fn validated(self) -> anyhow::Result<AdminCommand> {
+        match self {
+            AdminCommand::Concert(ConcertCommand::Add {
+                title,
+                dates,
+                seats,
+                price,
+            }) => {
+                let price_money = Money::parse_amount("price", price).map_err(usage_or_fail)?;
+                let new = NewConcert {
+                    title,
+                    dates,
+                    seats,
+                    price: price_money,
+                }
+                .validated()
+                .map_err(usage_or_fail)?;
+                Ok(AdminCommand::Concert(ConcertCommand::Add {
+                    title: new.title,
+                    dates: new.dates,
+                    seats,
+                    price,
+                }))
+            }
+            AdminCommand::Wallet { user_id } if user_id <= 0 => {
+                Err(UsageError("the user id must be a positive integer".into()).into())
+            }
+            other => Ok(other),
+        }
+    }
 }
 
 fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> anyhow::Result<()> {

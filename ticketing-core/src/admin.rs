@@ -199,40 +199,58 @@ impl From<SeatMapEntry> for Seat {
     }
 }
 
-impl Ticketing {
-    /// Adds a concert with its dates and seats (`A1`…, rows of ten).
-    pub fn add_concert(&self, new: NewConcert) -> Result<ConcertCreated> {
-        let title = new.title.trim().to_string();
+impl NewConcert {
+    /// Checks and normalises the request (trimmed title, valid distinct dates, seat count and
+    /// price in range) without touching any database.
+    pub fn validated(self) -> Result<NewConcert> {
+        let title = self.title.trim().to_string();
         if title.is_empty() {
             return Err(Error::invalid("title", "title must not be empty"));
         }
         if title.chars().count() > 200 {
             return Err(Error::invalid("title", "title must be at most 200 characters"));
         }
-        if new.dates.is_empty() {
+        if self.dates.is_empty() {
             return Err(Error::invalid("date", "at least one --date is needed"));
         }
-        let mut dates = Vec::with_capacity(new.dates.len());
-        for d in &new.dates {
+        let mut dates = Vec::with_capacity(self.dates.len());
+        for d in &self.dates {
             let d = check_date("date", d.trim())?;
             if dates.contains(&d) {
                 return Err(Error::invalid("date", format!("date {d} is given twice")));
             }
             dates.push(d);
         }
-        if new.seats == 0 || new.seats > MAX_SEATS_PER_DATE {
+        if self.seats == 0 || self.seats > MAX_SEATS_PER_DATE {
             return Err(Error::invalid(
                 "seats",
                 format!("seats must be between 1 and {MAX_SEATS_PER_DATE}"),
             ));
         }
-        if new.price <= Money::ZERO || new.price > MAX_AMOUNT {
+        if self.price <= Money::ZERO || self.price > MAX_AMOUNT {
             return Err(Error::invalid(
                 "price",
                 "price must be greater than 0 and at most 100000000",
             ));
         }
-        let (seats, price) = (new.seats, new.price);
+        Ok(NewConcert {
+            title,
+            dates,
+            seats: self.seats,
+            price: self.price,
+        })
+    }
+}
+
+impl Ticketing {
+    /// Adds a concert with its dates and seats (`A1`…, rows of ten).
+    pub fn add_concert(&self, new: NewConcert) -> Result<ConcertCreated> {
+        let NewConcert {
+            title,
+            dates,
+            seats,
+            price,
+        } = new.validated()?;
         self.store().write(move |c| {
             c.prepare_cached("INSERT INTO concerts (title) VALUES (?1)")?
                 .execute([&title])?;
