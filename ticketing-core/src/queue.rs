@@ -169,21 +169,45 @@ pub(crate) fn admitted_last_minute(c: &Connection, now: Timestamp) -> Result<u64
     )
 }
 
+/// Recent admissions, sampled from `admitted_through` (ids are dense and admission is FIFO,
+/// so its growth is the admission count): a rate without counting rows on every status poll.
+#[derive(Debug, Default)]
+pub(crate) struct AdmissionRate {
+    samples: parking_lot::Mutex<std::collections::VecDeque<(i64, i64)>>,
+}
+
+impl AdmissionRate {
+    /// Records `(now, admitted_through)` (at most once a second) and returns admissions per
+    /// minute over the last minute, once a second or more of history exists.
+    fn per_minute(&self, now: Timestamp, through: i64) -> Option<f64> {
+        let mut samples = self.samples.lock();
+        if samples.back().is_none_or(|&(t, _)| now.0 - t >= 1_000) {
+            samples.push_back((now.0, through));
+        }
+        while samples.len() > 1 && samples.front().is_some_and(|&(t, _)| now.0 - t > 60_000) {
+            samples.pop_front();
+        }
+        let &(t0, first) = samples.front()?;
+        let span = now.0 - t0;
+        (span >= 1_000).then(|| (through - first).max(0) as f64 * 60_000.0 / span as f64)
+    }
+}
+
 /// A rough wait for the `position`-th waiter: by the last minute's admission rate, or, with no
-/// admissions yet, as if each slot frees when its token times out.
+/// admissions seen yet, as if each slot frees when its token times out.
 pub(crate) fn estimated_wait_seconds(
     c: &Connection,
     position: u64,
     now: Timestamp,
     token_ttl: Duration,
+    rate: &AdmissionRate,
 ) -> Result<u64> {
     if position == 0 {
         return Ok(0);
     }
     let s = settings(c)?;
-    let per_minute = admitted_last_minute(c, now)?;
-    if per_minute > 0 {
-        return Ok((position * 60).div_ceil(per_minute));
+    if let Some(per_minute) = rate.per_minute(now, s.admitted_through).filter(|r| *r > 0.0) {
+        return Ok((position as f64 * 60.0 / per_minute).ceil() as u64);
     }
     let slots = u64::from(s.max_active.max(1));
     Ok(position.div_ceil(slots) * token_ttl.as_secs())

@@ -13,7 +13,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result, TokenProblem};
 use crate::money::Money;
-use crate::queue::{self, TokenRow};
+use crate::queue::{self, AdmissionRate, TokenRow};
 use crate::store::Store;
 use crate::strategy::{expect_one_row, ContentionSnapshot, Fences, OnLostRace, Resource, Strategy};
 
@@ -29,6 +29,7 @@ pub(crate) struct Inner {
     pub clock: Arc<dyn Clock>,
     pub store: Store,
     pub strategy: Strategy,
+    pub admissions: Arc<AdmissionRate>,
 }
 
 /// The ticketing service over one database. Cheap to clone; share it across threads.
@@ -77,6 +78,7 @@ impl Ticketing {
                 clock,
                 store,
                 strategy,
+                admissions: Arc::default(),
             }),
         };
         if let Some(max) = t.inner.config.max_active {
@@ -118,6 +120,7 @@ impl Ticketing {
     /// Issues a queue token for `user_id`, or returns the live one the user already has (same
     /// token, same place: asking again never moves anyone).
     pub fn issue_token(&self, user_id: i64) -> Result<TokenView> {
+        let rate = self.inner.admissions.clone();
         let user_id = check_user_id(user_id)?;
         let (clock, ttl, waiting_ttl) = (
             self.inner.clock.clone(),
@@ -128,7 +131,7 @@ impl Ticketing {
         if let Some(view) = self.store().read(|c| {
             let now = clock.now();
             queue::live_token_of(c, user_id, now)?
-                .map(|row| token_view(c, &row, now, ttl))
+                .map(|row| token_view(c, &row, now, ttl, &rate))
                 .transpose()
         })? {
             return Ok(view);
@@ -148,19 +151,20 @@ impl Ticketing {
                     queue::find_token(c, &token, now)?
                 }
             };
-            token_view(c, &row, now, ttl)
+            token_view(c, &row, now, ttl, &rate)
         })
     }
 
     /// The status of a token (any status; only an unknown token is an error). Asking keeps a
     /// WAITING token alive, and admits it at once when a slot is free.
     pub fn token_status(&self, token: &str) -> Result<TokenView> {
+        let rate = self.inner.admissions.clone();
         let clock = self.inner.clock.clone();
         let (ttl, waiting_ttl) = (self.token_ttl(), self.inner.config.waiting_ttl);
         let (view, needs_write) = self.store().read(|c| {
             let now = clock.now();
             let row = queue::find_token(c, token, now)?;
-            let view = token_view(c, &row, now, ttl)?;
+            let view = token_view(c, &row, now, ttl, &rate)?;
             let mut needs_write = false;
             if row.status == TokenStatus::Waiting {
                 let last_seen = Timestamp(row.expires_at.0 - i64::try_from(waiting_ttl.as_millis()).unwrap_or(0));
@@ -188,12 +192,13 @@ impl Ticketing {
                 queue::admit(c, now, ttl)?;
             }
             let row = queue::find_token(c, &token, now)?;
-            token_view(c, &row, now, ttl)
+            token_view(c, &row, now, ttl, &rate)
         })
     }
 
     /// Gives up a token (the user leaves the queue or is done): it expires and its slot frees.
     pub fn leave(&self, token: &str) -> Result<TokenView> {
+        let rate = self.inner.admissions.clone();
         let clock = self.inner.clock.clone();
         let ttl = self.token_ttl();
         let token = token.to_string();
@@ -202,7 +207,7 @@ impl Ticketing {
             let row = queue::find_token(c, &token, now)?;
             expire_token_row(c, row.id, now)?;
             queue::admit(c, now, ttl)?;
-            token_view(c, &queue::find_token(c, &token, now)?, now, ttl)
+            token_view(c, &queue::find_token(c, &token, now)?, now, ttl, &rate)
         })
     }
 
@@ -770,7 +775,13 @@ pub(crate) fn expire_token_row(c: &Connection, token_id: i64, now: Timestamp) ->
     Ok(())
 }
 
-pub(crate) fn token_view(c: &Connection, row: &TokenRow, now: Timestamp, token_ttl: Duration) -> Result<TokenView> {
+pub(crate) fn token_view(
+    c: &Connection,
+    row: &TokenRow,
+    now: Timestamp,
+    token_ttl: Duration,
+    rate: &AdmissionRate,
+) -> Result<TokenView> {
     let position = queue::position(c, row, now)?;
     Ok(TokenView {
         token: row.token.clone(),
@@ -778,7 +789,7 @@ pub(crate) fn token_view(c: &Connection, row: &TokenRow, now: Timestamp, token_t
         status: row.status,
         queue_position: position,
         expires_at: row.expires_at,
-        estimated_wait_seconds: queue::estimated_wait_seconds(c, position, now, token_ttl)?,
+        estimated_wait_seconds: queue::estimated_wait_seconds(c, position, now, token_ttl, rate)?,
     })
 }
 
