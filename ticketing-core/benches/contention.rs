@@ -37,7 +37,12 @@ fn seats(t: &Ticketing, dates: usize, per_date: u32) -> Vec<(i64, i64)> {
     created
         .concert_options
         .iter()
-        .flat_map(|o| t.seat_map(o.concert_option_id).unwrap().into_iter().map(|s| (o.concert_option_id, s.seat_id)))
+        .flat_map(|o| {
+            t.seat_map(o.concert_option_id)
+                .unwrap()
+                .into_iter()
+                .map(|s| (o.concert_option_id, s.seat_id))
+        })
         .collect()
 }
 
@@ -98,7 +103,15 @@ fn seed_cases(kind: StrategyKind) {
                     let ok = Arc::new(std::sync::atomic::AtomicUsize::new(0));
                     let ok2 = ok.clone();
                     let (total, lat) = race(10, move |i| {
-                        if t2.reserve(ReserveCmd { token: tokens[i].clone(), concert_option_id: option, seat_id: seat, user_id: None }).is_ok() {
+                        if t2
+                            .reserve(ReserveCmd {
+                                token: tokens[i].clone(),
+                                concert_option_id: option,
+                                seat_id: seat,
+                                user_id: None,
+                            })
+                            .is_ok()
+                        {
                             ok2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         }
                     });
@@ -108,19 +121,39 @@ fn seed_cases(kind: StrategyKind) {
                 _ => {
                     let s = seats(&t, 1, 50);
                     let token = t.issue_token(1).unwrap().token;
-                    let hold = t.reserve(ReserveCmd { token: token.clone(), concert_option_id: s[0].0, seat_id: s[0].1, user_id: None }).unwrap();
+                    let hold = t
+                        .reserve(ReserveCmd {
+                            token: token.clone(),
+                            concert_option_id: s[0].0,
+                            seat_id: s[0].1,
+                            user_id: None,
+                        })
+                        .unwrap();
                     t.charge(1, Money::from_units(1000)).unwrap();
                     let t2 = t.clone();
                     let ok = Arc::new(std::sync::atomic::AtomicUsize::new(0));
                     let ok2 = ok.clone();
                     let (total, lat) = race(10, move |_| {
-                        let r = t2.pay(PayCmd { token: token.clone(), reservation_id: hold.reservation_id, amount: Money::from_units(100), idempotency_key: None });
+                        let r = t2.pay(PayCmd {
+                            token: token.clone(),
+                            reservation_id: hold.reservation_id,
+                            amount: Money::from_units(100),
+                            idempotency_key: None,
+                        });
                         if r.is_ok() {
                             ok2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                         }
                     });
                     let ok = ok.load(std::sync::atomic::Ordering::SeqCst);
-                    (total, lat, format!("{ok} success, {} failures, final points {}", 10 - ok, t.balance(1).unwrap()))
+                    (
+                        total,
+                        lat,
+                        format!(
+                            "{ok} success, {} failures, final points {}",
+                            10 - ok,
+                            t.balance(1).unwrap()
+                        ),
+                    )
                 }
             };
             totals.push(total);
@@ -142,7 +175,11 @@ fn seed_cases(kind: StrategyKind) {
 }
 
 fn throughput(kind: StrategyKind, op: &str, threads: usize) {
-    let per_thread = if threads == 1 { 2000 } else { 8000 / threads.min(8) * threads.min(8) / threads.max(1) };
+    let per_thread = if threads == 1 {
+        2000
+    } else {
+        8000 / threads.min(8) * threads.min(8) / threads.max(1)
+    };
     let per_thread = per_thread.max(64);
     let total = per_thread * threads;
     let dir = tempfile::tempdir().unwrap();
@@ -158,7 +195,9 @@ fn throughput(kind: StrategyKind, op: &str, threads: usize) {
             .map(|c| {
                 let t2 = t2.clone();
                 thread::spawn(move || {
-                    ((c * per)..((c + 1) * per).min(total)).map(|u| t2.issue_token(u as i64 + 1).unwrap().token).collect::<Vec<_>>()
+                    ((c * per)..((c + 1) * per).min(total))
+                        .map(|u| t2.issue_token(u as i64 + 1).unwrap().token)
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -177,7 +216,17 @@ fn throughput(kind: StrategyKind, op: &str, threads: usize) {
                         .map(|i| {
                             t2.charge(i as i64 + 1, Money::from_units(100)).unwrap();
                             let (option, seat) = all2[i];
-                            (i, t2.reserve(ReserveCmd { token: tokens2[i].clone(), concert_option_id: option, seat_id: seat, user_id: None }).unwrap().reservation_id)
+                            (
+                                i,
+                                t2.reserve(ReserveCmd {
+                                    token: tokens2[i].clone(),
+                                    concert_option_id: option,
+                                    seat_id: seat,
+                                    user_id: None,
+                                })
+                                .unwrap()
+                                .reservation_id,
+                            )
                         })
                         .collect::<Vec<_>>()
                 })
@@ -189,7 +238,9 @@ fn throughput(kind: StrategyKind, op: &str, threads: usize) {
     } else {
         Vec::new()
     };
-    let hist = Arc::new(parking_lot_free::Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap()));
+    let hist = Arc::new(parking_lot_free::Mutex::new(
+        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap(),
+    ));
     let (tokens, all, holds) = (Arc::new(tokens), Arc::new(all), Arc::new(holds));
     let t2 = t.clone();
     let h2 = hist.clone();
@@ -201,9 +252,21 @@ fn throughput(kind: StrategyKind, op: &str, threads: usize) {
             let start = Instant::now();
             let r = if op_name == "reserve" {
                 let (option, seat) = all[n];
-                t2.reserve(ReserveCmd { token: tokens[n].clone(), concert_option_id: option, seat_id: seat, user_id: None }).map(drop)
+                t2.reserve(ReserveCmd {
+                    token: tokens[n].clone(),
+                    concert_option_id: option,
+                    seat_id: seat,
+                    user_id: None,
+                })
+                .map(drop)
             } else {
-                t2.pay(PayCmd { token: tokens[n].clone(), reservation_id: holds[n], amount: Money::from_units(100), idempotency_key: None }).map(drop)
+                t2.pay(PayCmd {
+                    token: tokens[n].clone(),
+                    reservation_id: holds[n],
+                    amount: Money::from_units(100),
+                    idempotency_key: None,
+                })
+                .map(drop)
             };
             r.unwrap();
             local.record(start.elapsed().as_micros() as u64).unwrap();
@@ -236,9 +299,17 @@ fn main() {
     } else {
         println!("(redis skipped: TICKETING_TEST_REDIS_URL is unset; scripts/bench-core.sh starts one)");
     }
-    println!("== the seed's four cases, 10 threads, median of 21 runs (seed: 194-609 ms total) ==");
-    for &kind in &kinds {
-        seed_cases(kind);
+    // `cargo bench --bench contention -- seed` (or `-- throughput`) runs one part.
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wants = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    if wants("seed") {
+        println!("== the seed's four cases, 10 threads, median of 21 runs (seed: 194-609 ms total) ==");
+        for &kind in &kinds {
+            seed_cases(kind);
+        }
+    }
+    if !wants("throughput") {
+        return;
     }
     println!("\n== throughput, durability FULL ==");
     for &kind in &kinds {

@@ -13,7 +13,8 @@ pub enum StrategyKind {
     /// conflicts; waits instead.
     Pessimistic,
     /// Read with a `version`, write `WHERE version = ?`. Seat and payment races fail fast;
-    /// charge and use retry with jittered backoff, bounded.
+    /// charge and use retry once after a jittered backoff, reading inside the writer's
+    /// transaction (so the retry cannot lose again: bounded by construction).
     Optimistic,
     /// A per-resource lease lock in Redis with a fencing number checked on write.
     Redis,

@@ -7,8 +7,9 @@
 //! - pessimistic: both halves inside the writer's `BEGIN IMMEDIATE` transaction — the write
 //!   lock is held from the first read, so a version never mismatches and nobody conflicts;
 //! - optimistic: `decide` on a reader snapshot, `apply` in the writer; a version mismatch is a
-//!   conflict — seat and payment races fail at once, charge and use retry with jittered
-//!   backoff within a bound;
+//!   conflict — seat and payment races fail at once; charge and use retry once after a
+//!   jittered backoff, with the retry's read inside the writer's transaction (it sees the
+//!   winner's write, so it cannot lose again);
 //! - redis: a per-resource lease lock in Redis around both halves; the lock's fencing number is
 //!   checked and recorded by the write.
 
@@ -178,21 +179,23 @@ impl Strategy {
         D: Fn(&Connection) -> Result<P> + Send + Clone + 'static,
         A: Fn(&Connection, P, &Fences) -> Result<T> + Send + Clone + 'static,
     {
-        let started = Instant::now();
-        let mut backoff = Backoff::new();
-        loop {
-            let plan = store.read(|c| decide(c))?;
-            let apply = apply.clone();
-            match store.write(move |c| apply(c, plan, &Fences::default())) {
-                Err(Error::Contention { resource, code }) => {
-                    if !waits_on(resources, &resource) || started.elapsed() >= self.bound {
-                        return Err(Error::Contention { resource, code });
-                    }
-                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    backoff.sleep();
-                }
-                other => return other,
+        let plan = store.read(|c| decide(c))?;
+        let first = apply.clone();
+        match store.write(move |c| first(c, plan, &Fences::default())) {
+            Err(Error::Contention { resource, code }) if waits_on(resources, &resource) => {
+                // A lost race on a resource that waits (a wallet): back off with jitter, then
+                // retry with the read inside the writer's transaction. That retry sees the
+                // winner's write and cannot lose again, so N contenders on one wallet cost
+                // about N + 1 commits instead of N rounds of everyone colliding.
+                let _ = code;
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                Backoff::new().sleep();
+                store.write(move |c| {
+                    let plan = decide(c)?;
+                    apply(c, plan, &Fences::default())
+                })
             }
+            other => other,
         }
     }
 
