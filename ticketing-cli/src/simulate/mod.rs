@@ -1,14 +1,510 @@
-//! `ticketing simulate` (being built).
+//! `ticketing simulate`: runs scenarios with many virtual users against the core (in-process,
+//! one fresh database per strategy) or a running server (`--target URL`), then checks SPEC §5
+//! invariants and the scenario's expectations (SPEC §6).
+//!
+//! Where things are: [`scenario`] (the TOML format and the shipped scenarios), [`journey`]
+//! (virtual users), [`driver`] (in-process | HTTP), [`metrics`] (the one aggregator that owns
+//! the histograms), [`check`] (invariants and expectations), [`baseline`] (raw SQLite commit
+//! rate), [`report`] (the only writer of output: table, `--json`, `--report` HTML). This file
+//! picks the targets, sets each run up, paces arrivals and collects results.
 
+mod baseline;
+mod check;
+mod driver;
+mod journey;
+mod metrics;
+mod report;
+mod scenario;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::GlobalArgs;
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use ticketing_core::admin::NewConcert;
+use ticketing_core::{Config, ContentionSnapshot, Durability, Money, StrategyKind, Ticketing, TokenStatus};
+use tokio::runtime::Runtime;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::{GlobalArgs, UsageError};
+use check::Check;
+use driver::{Driver, HttpDriver};
+use journey::{Prepared, RunContext};
+use metrics::{Aggregator, Stats};
+use scenario::{Journey, Scenario, ScenarioError};
 
 /// Flags of `ticketing simulate`.
 #[derive(Debug, clap::Args)]
-pub struct SimulateArgs {}
+pub struct SimulateArgs {
+    /// Scenario files, or names of shipped scenarios (default: sold-out-rush). The strategies
+    /// run are `--strategy`'s: `all`, or a list like `pessimistic,optimistic`; without
+    /// `--strategy`, every available one.
+    pub scenarios: Vec<String>,
+    /// Drive a running server over HTTP instead of the in-process core, e.g. http://127.0.0.1:8080.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Seed of the users' random choices (same seed, same choices).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Write every figure as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write a self-contained HTML report with SVG plots into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Run this many users instead of the scenario's (scale a scenario down or up).
+    #[arg(long)]
+    pub users: Option<u64>,
+    /// Most requests in flight at once (in-process: blocking threads calling the core; HTTP:
+    /// connections).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Skip the raw SQLite commit-rate baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+}
+
+/// Where one run's requests go.
+#[derive(Debug, Clone)]
+enum Target {
+    Core(StrategyKind),
+    Http(String),
+}
+
+impl Target {
+    fn label(&self) -> String {
+        match self {
+            Target::Core(s) => s.name().to_string(),
+            Target::Http(url) => format!("http {url}"),
+        }
+    }
+}
+
+/// Figures of one run (one scenario on one strategy or server).
+pub struct RunResult {
+    /// `pessimistic`, `optimistic`, `redis` or `http URL`.
+    pub label: String,
+    /// Aggregated figures.
+    pub stats: Stats,
+    /// From the first arrival to the last user's end.
+    pub wall: Duration,
+    /// The core's lost-race counters (in-process).
+    pub contention: Option<ContentionSnapshot>,
+    /// Invariants and expectations.
+    pub checks: Vec<Check>,
+    /// The seed's columns, for single-operation scenarios.
+    pub seed_row: Option<report::SeedRow>,
+}
+
+impl RunResult {
+    /// All checks hold.
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+}
+
+/// One scenario's runs.
+pub struct ScenarioResult {
+    /// The scenario as run (after `--users`).
+    pub scenario: Arc<Scenario>,
+    /// One per target.
+    pub runs: Vec<RunResult>,
+}
 
 /// Runs `ticketing simulate`.
-pub fn run(_global: &GlobalArgs, _args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ticketing simulate` is not built yet")
+pub fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let durability: Durability = global.durability.parse().map_err(UsageError)?;
+    if args.concurrency == 0 || args.concurrency > 4096 {
+        return Err(UsageError("--concurrency must be between 1 and 4096".into()).into());
+    }
+    if args.users == Some(0) {
+        return Err(UsageError("--users must be at least 1".into()).into());
+    }
+    let names = if args.scenarios.is_empty() {
+        vec![scenario::DEFAULT.to_string()]
+    } else {
+        args.scenarios.clone()
+    };
+    let mut scenarios = Vec::new();
+    for name in &names {
+        let mut s = Scenario::load(name).map_err(|ScenarioError(m)| UsageError(m))?;
+        if let Some(users) = args.users {
+            s.load.users = users;
+            if let Journey::Reserve { .. } = s.journey {
+                if s.queue.max_active.is_some_and(|m| u64::from(m) < users) {
+                    s.queue.max_active = u32::try_from(users).ok();
+                }
+            }
+        }
+        if args.target.is_some() && s.journey.uses_points() {
+            return Err(UsageError(format!(
+                "scenario {} uses points, which the HTTP API has no endpoint for; run it in-process",
+                s.name
+            ))
+            .into());
+        }
+        scenarios.push(Arc::new(s));
+    }
+    let targets = match &args.target {
+        Some(url) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(UsageError(format!("--target must be an http:// URL, not `{url}`")).into());
+            }
+            vec![Target::Http(url.clone())]
+        }
+        None => strategies(global)?.into_iter().map(Target::Core).collect(),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()).min(4))
+        .max_blocking_threads(args.concurrency)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let workdir = tempfile::Builder::new()
+        .prefix("ticketing-simulate-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+
+    let baseline = if args.no_baseline || args.target.is_some() {
+        None
+    } else {
+        Some(baseline::measure(
+            workdir.path(),
+            durability,
+            Duration::from_millis(300),
+        )?)
+    };
+    if let Some(b) = &baseline {
+        println!(
+            "baseline: raw SQLite commit rate {:.0}/s for the conditional seat update (durability {}, one statement per transaction)",
+            b.commits_per_second, b.durability
+        );
+    }
+
+    let mut results = Vec::new();
+    for scenario in scenarios {
+        let mut runs = Vec::new();
+        for target in &targets {
+            let run = run_one(&runtime, global, &args, durability, &scenario, target, workdir.path())
+                .with_context(|| format!("scenario {} on {}", scenario.name, target.label()))?;
+            runs.push(run);
+        }
+        let result = ScenarioResult { scenario, runs };
+        report::print_scenario(&result, baseline.as_ref());
+        results.push(result);
+    }
+
+    let ok = results.iter().all(|r| r.runs.iter().all(RunResult::ok));
+    if let Some(path) = &args.json {
+        report::write_json(path, &results, baseline.as_ref(), &args)?;
+    }
+    if let Some(dir) = &args.report {
+        let page = report::write_html(dir, &results, baseline.as_ref(), &args)?;
+        println!("report: {}", page.display());
+    }
+    println!(
+        "{}",
+        if ok {
+            "PASS: every invariant and expectation holds"
+        } else {
+            "FAIL: see the failed checks above"
+        }
+    );
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The strategies to run: `--strategy`'s (`all` or a comma list) when given on the command line
+/// or in `TICKETING_STRATEGY`, else every available one. Redis is available only with a Redis
+/// URL; `all` says so when it skips it.
+fn strategies(global: &GlobalArgs) -> Result<Vec<StrategyKind>, UsageError> {
+    let explicit = std::env::var_os("TICKETING_STRATEGY").is_some()
+        || std::env::args().any(|a| a == "--strategy" || a.starts_with("--strategy="));
+    let text = if explicit {
+        global.strategy.trim().to_string()
+    } else {
+        "all".into()
+    };
+    if text.eq_ignore_ascii_case("all") {
+        let mut list = vec![StrategyKind::Pessimistic, StrategyKind::Optimistic];
+        if global.redis_url.is_some() {
+            list.push(StrategyKind::Redis);
+        } else {
+            eprintln!("note: skipping the redis strategy: no --redis-url (or TICKETING_REDIS_URL) given");
+        }
+        return Ok(list);
+    }
+    let mut list = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let kind: StrategyKind = name.parse().map_err(UsageError)?;
+        if kind == StrategyKind::Redis && global.redis_url.is_none() {
+            return Err(UsageError(
+                "the redis strategy needs --redis-url (or TICKETING_REDIS_URL)".into(),
+            ));
+        }
+        if !list.contains(&kind) {
+            list.push(kind);
+        }
+    }
+    if list.is_empty() {
+        return Err(UsageError("--strategy names no strategy".into()));
+    }
+    Ok(list)
+}
+
+fn core_config(
+    global: &GlobalArgs,
+    durability: Durability,
+    scenario: &Scenario,
+    strategy: StrategyKind,
+    db: PathBuf,
+) -> Config {
+    let q = &scenario.queue;
+    let mut config = Config::new(db);
+    config.strategy = strategy;
+    config.redis_url = global.redis_url.clone();
+    config.max_active = q.max_active.or(global.max_active);
+    config.token_ttl = q.token_ttl.unwrap_or(global.token_ttl);
+    config.waiting_ttl = q.waiting_ttl.unwrap_or(global.waiting_ttl);
+    config.hold_ttl = q.hold_ttl.unwrap_or(global.hold_ttl);
+    config.max_holds = q.max_holds.unwrap_or(global.max_holds);
+    config.durability = durability;
+    config
+}
+
+fn progress_bar(users: u64, label: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(users);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:32} [{elapsed_precise}] {wide_bar} {pos}/{len} users ({per_sec})")
+    {
+        bar.set_style(style);
+    }
+    bar.set_message(label.to_string());
+    bar
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_one(
+    runtime: &Runtime,
+    global: &GlobalArgs,
+    args: &SimulateArgs,
+    durability: Durability,
+    scenario: &Arc<Scenario>,
+    target: &Target,
+    workdir: &std::path::Path,
+) -> anyhow::Result<RunResult> {
+    let (driver, core, concert_ids, _db_dir) = match target {
+        Target::Core(strategy) => {
+            let dir = tempfile::Builder::new().prefix(strategy.name()).tempdir_in(workdir)?;
+            let config = core_config(global, durability, scenario, *strategy, dir.path().join("ticketing.db"));
+            let t = Ticketing::open(config)?;
+            let mut ids = Vec::new();
+            for c in &scenario.setup.concerts {
+                let created = t.add_concert(NewConcert {
+                    title: c.title.clone(),
+                    dates: c.dates.clone(),
+                    seats: c.seats,
+                    price: c.price,
+                })?;
+                ids.push(created.concert_id);
+            }
+            (Driver::InProcess(t.clone()), Some(t), ids, Some(dir))
+        }
+        Target::Http(url) => {
+            let http = Arc::new(HttpDriver::new(url, args.concurrency)?);
+            let ids = runtime.block_on(http_concerts(&http, scenario))?;
+            if scenario.queue.max_active.is_some() {
+                eprintln!(
+                    "note: over HTTP the server's own queue settings apply (start it with --max-active {} to match the scenario)",
+                    scenario.queue.max_active.unwrap_or_default()
+                );
+            }
+            (Driver::Http(http), None, ids, None)
+        }
+    };
+    let result = runtime.block_on(drive(args, scenario, target, driver, core.as_ref(), concert_ids));
+    drop(core);
+    result
+}
+
+async fn http_concerts(http: &HttpDriver, scenario: &Scenario) -> anyhow::Result<Vec<i64>> {
+    let have = http
+        .concerts()
+        .await
+        .map_err(|f| anyhow::anyhow!("GET /api/concerts: {}", f.message))?;
+    let mut ids = Vec::new();
+    for c in &scenario.setup.concerts {
+        let Some((id, _)) = have.iter().rev().find(|(_, title)| *title == c.title) else {
+            let dates: Vec<String> = c.dates.iter().map(|d| format!("--date {d}")).collect();
+            return Err(UsageError(format!(
+                "the server has no concert titled `{}`; add it on the server's database first:\n  ticketing admin concert add --title '{}' {} --seats {} --price {}",
+                c.title,
+                c.title,
+                dates.join(" "),
+                c.seats,
+                c.price
+            ))
+            .into());
+        };
+        ids.push(*id);
+    }
+    Ok(ids)
+}
+
+async fn drive(
+    args: &SimulateArgs,
+    scenario: &Arc<Scenario>,
+    target: &Target,
+    driver: Driver,
+    core: Option<&Ticketing>,
+    concert_ids: Vec<i64>,
+) -> anyhow::Result<RunResult> {
+    setup_wallets(&driver, scenario).await?;
+    let prepared = prepare(&driver, scenario, &concert_ids).await?;
+    let before = core.map(Ticketing::contention);
+    let bar = progress_bar(scenario.load.users, &format!("{} · {}", scenario.name, target.label()));
+    let (events, aggregator) = Aggregator::start(bar.clone())?;
+    let t0 = Instant::now() + Duration::from_millis(5);
+    let ctx = Arc::new(RunContext {
+        driver: driver.clone(),
+        scenario: scenario.clone(),
+        concert_ids: concert_ids.clone(),
+        t0,
+        seed: args.seed,
+        events,
+        prepared,
+        max_active: scenario
+            .queue
+            .max_active
+            .unwrap_or(ticketing_core::config::DEFAULT_MAX_ACTIVE),
+    });
+    let mut users = JoinSet::new();
+    for i in 0..scenario.load.users {
+        let due = t0 + scenario.load.arrival_of(i);
+        if due > Instant::now() + Duration::from_millis(1) {
+            tokio::time::sleep_until(due).await;
+        }
+        users.spawn(journey::run_user(ctx.clone(), i, due));
+    }
+    while let Some(joined) = users.join_next().await {
+        joined.context("a virtual user panicked")?;
+    }
+    let wall = t0.elapsed();
+    drop(ctx);
+    let stats = tokio::task::spawn_blocking(move || aggregator.finish()).await??;
+    bar.finish_and_clear();
+    let contention = core.map(|t| {
+        let after = t.contention();
+        let b = before.unwrap_or_default();
+        ContentionSnapshot {
+            conflicts: after.conflicts - b.conflicts,
+            retries: after.retries - b.retries,
+            lock_waits: after.lock_waits - b.lock_waits,
+            lock_failures: after.lock_failures - b.lock_failures,
+        }
+    });
+
+    let finals = check::read_finals(&driver, core, scenario, &concert_ids, &stats).await?;
+    let checks = match core {
+        Some(t) => {
+            let (t, s, st) = (t.clone(), scenario.clone(), stats.clone());
+            tokio::task::spawn_blocking(move || check::evaluate(&s, &st, &finals, Some(&t))).await??
+        }
+        None => check::evaluate(scenario, &stats, &finals, None)?,
+    };
+    let seed_row = report::seed_row(scenario, &stats, &driver).await;
+    Ok(RunResult {
+        label: target.label(),
+        stats,
+        wall,
+        contention,
+        checks,
+        seed_row,
+    })
+}
+
+/// Starting balances: the named wallets, and every user of the load when `setup.balance` is set.
+async fn setup_wallets(driver: &Driver, scenario: &Scenario) -> anyhow::Result<()> {
+    let mut grants: Vec<(i64, Money)> = scenario.setup.wallets.clone();
+    if let Some(b) = scenario.setup.balance {
+        let first = scenario.load.first_user;
+        grants.extend((0..scenario.load.users as i64).map(|i| (first + i, b)));
+    }
+    let mut tasks = JoinSet::new();
+    for chunk in grants.chunks(256) {
+        let chunk = chunk.to_vec();
+        let driver = driver.clone();
+        tasks.spawn(async move {
+            for (user, amount) in chunk {
+                driver
+                    .charge(user, amount)
+                    .await
+                    .map_err(|f| anyhow::anyhow!("setting up the balance of user {user}: {}", f.message))?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    Ok(())
+}
+
+/// An admitted token for `user` (waits for admission; the race's users all fit in max-active).
+async fn admitted_token(driver: &Driver, user: i64) -> anyhow::Result<String> {
+    let fail = |f: driver::Failure| anyhow::anyhow!("preparing user {user}: {}", f.message);
+    let mut info = driver.issue_token(user).await.map_err(fail)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info.status == TokenStatus::Waiting && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        info = driver.token_status(&info.token).await.map_err(fail)?;
+    }
+    anyhow::ensure!(
+        info.status == TokenStatus::Active,
+        "preparing user {user}: token not admitted (is max-active at least the number of racing users?)"
+    );
+    Ok(info.token)
+}
+
+/// Sets up the seed's single-operation races: admitted tokens for the reserve race; a held seat
+/// for the pay race.
+async fn prepare(driver: &Driver, scenario: &Scenario, concert_ids: &[i64]) -> anyhow::Result<Prepared> {
+    let mut prepared = Prepared::default();
+    let (concert, seat) = match scenario.journey {
+        Journey::Reserve { concert, seat } | Journey::Pay { concert, seat } => (concert, seat),
+        _ => return Ok(prepared),
+    };
+    let first = scenario.load.first_user;
+    let probe = admitted_token(driver, first).await?;
+    let concert_id = concert_ids.get(concert).copied().unwrap_or(1);
+    let fail = |f: driver::Failure| anyhow::anyhow!("preparing the race: {}", f.message);
+    let dates = driver.dates(&probe, concert_id).await.map_err(fail)?;
+    let date = dates
+        .first()
+        .context("preparing the race: the concert has no date with seats")?;
+    let seats = driver.seats(&probe, date.option_id).await.map_err(fail)?;
+    let seat_id = *seats
+        .get(seat as usize - 1)
+        .context("preparing the race: the seat is not available")?;
+    prepared.target = Some((date.option_id, seat_id));
+    if let Journey::Pay { .. } = scenario.journey {
+        let hold = driver
+            .reserve(&probe, first, date.option_id, seat_id)
+            .await
+            .map_err(fail)?;
+        prepared.hold = Some((probe, hold.reservation_id, hold.price));
+    } else {
+        prepared.tokens.push(probe);
+        for i in 1..scenario.load.users as i64 {
+            prepared.tokens.push(admitted_token(driver, first + i).await?);
+        }
+    }
+    Ok(prepared)
 }

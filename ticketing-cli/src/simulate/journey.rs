@@ -1,0 +1,328 @@
+//! Virtual users: one tokio task each, walking the scenario's journey through a [`Driver`] and
+//! sending every request's outcome to the aggregator. A user never waits on another user;
+//! its next request is due at the end of its previous one plus think time (or the poll delay
+//! while it waits in the queue), and is timed from that due moment.
+
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::{RngExt, SeedableRng};
+use ticketing_core::{Money, TokenStatus};
+use tokio::time::Instant;
+
+use super::driver::{Driver, Failure, Reply};
+use super::metrics::{Event, Op, Outcome, UserEnd};
+use super::scenario::{Journey, Scenario};
+
+/// Rounds of "read dates, read seats, try some seats" before a user gives up.
+const MAX_ROUNDS: u32 = 50;
+
+/// What the users of one run share.
+pub struct RunContext {
+    /// How requests reach the system.
+    pub driver: Driver,
+    /// The scenario.
+    pub scenario: Arc<Scenario>,
+    /// Ids of the setup's concerts, in scenario order.
+    pub concert_ids: Vec<i64>,
+    /// The run's start: intended starts and ends are measured from it.
+    pub t0: Instant,
+    /// `--seed`.
+    pub seed: u64,
+    /// To the aggregator.
+    pub events: Sender<Event>,
+    /// Prepared before the race (seed's reserve and pay cases).
+    pub prepared: Prepared,
+    /// The queue's size, for the first poll delay.
+    pub max_active: u32,
+}
+
+/// State set up before a single-operation race.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    /// An admitted token per user (reserve race), by user index.
+    pub tokens: Vec<String>,
+    /// The date and seat raced for.
+    pub target: Option<(i64, i64)>,
+    /// The payer's token, reservation and price (pay race).
+    pub hold: Option<(String, i64, Money)>,
+}
+
+/// A mixing function so neighbouring user numbers get unrelated random streams.
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+struct User {
+    ctx: Arc<RunContext>,
+    index: u64,
+    id: i64,
+    /// When the next request is due.
+    due: Instant,
+    rng: SmallRng,
+}
+
+/// Runs virtual user number `index` (0-based), due to arrive at `due`.
+pub async fn run_user(ctx: Arc<RunContext>, index: u64, due: Instant) {
+    let mut user = User {
+        id: ctx.scenario.load.first_user + index as i64,
+        rng: SmallRng::seed_from_u64(splitmix(ctx.seed ^ splitmix(index))),
+        ctx,
+        index,
+        due,
+    };
+    let end = user.journey().await;
+    let _ = user.ctx.events.send(Event::UserDone(end));
+}
+
+impl User {
+    fn send(&self, event: Event) {
+        // The aggregator outlives every user; a send can only fail if it panicked.
+        let _ = self.ctx.events.send(event);
+    }
+
+    /// Waits until the next request is due, runs it and records it from its due moment.
+    async fn call<T>(&mut self, op: Op, retry: bool, request: impl std::future::Future<Output = Reply<T>>) -> Reply<T> {
+        tokio::time::sleep_until(self.due).await;
+        let intended = self.due;
+        let result = request.await;
+        let end = Instant::now();
+        let outcome = match &result {
+            Ok(_) => Outcome::Ok,
+            Err(f) => f.outcome,
+        };
+        self.send(Event::Request {
+            op,
+            outcome,
+            retry,
+            intended: intended.duration_since(self.ctx.t0),
+            end: end.duration_since(self.ctx.t0),
+        });
+        self.due = end + self.ctx.scenario.load.think;
+        result
+    }
+
+    async fn journey(&mut self) -> UserEnd {
+        let driver = self.ctx.driver.clone();
+        let journey = self.ctx.scenario.journey.clone();
+        match journey {
+            Journey::Ticket {
+                concert,
+                reserve_attempts,
+                charge,
+                pay,
+            } => {
+                let concert_id = self.ctx.concert_ids.get(concert).copied().unwrap_or(1);
+                self.ticket(&driver, concert_id, reserve_attempts, charge, pay).await
+            }
+            Journey::Charge {
+                wallet_user,
+                amount,
+                ops,
+            } => {
+                for _ in 0..ops {
+                    let r = self.call(Op::Charge, false, driver.charge(wallet_user, amount)).await;
+                    self.money(wallet_user, amount.cents(), &r);
+                }
+                UserEnd::Done
+            }
+            Journey::Use {
+                wallet_user,
+                amount,
+                ops,
+            } => {
+                for _ in 0..ops {
+                    let r = self.call(Op::Use, false, driver.use_points(wallet_user, amount)).await;
+                    self.money(wallet_user, -amount.cents(), &r);
+                }
+                UserEnd::Done
+            }
+            Journey::Wallet {
+                wallets,
+                amount,
+                use_ratio,
+                ops,
+            } => {
+                for _ in 0..ops {
+                    let wallet = self.ctx.scenario.load.first_user + i64::from(self.rng.random_range(0..wallets));
+                    if self.rng.random_bool(use_ratio) {
+                        let r = self.call(Op::Use, false, driver.use_points(wallet, amount)).await;
+                        self.money(wallet, -amount.cents(), &r);
+                    } else {
+                        let r = self.call(Op::Charge, false, driver.charge(wallet, amount)).await;
+                        self.money(wallet, amount.cents(), &r);
+                    }
+                }
+                UserEnd::Done
+            }
+            Journey::Reserve { .. } => {
+                let token = self.ctx.prepared.tokens.get(self.index as usize).cloned();
+                let (Some(token), Some((option, seat))) = (token, self.ctx.prepared.target) else {
+                    return UserEnd::GaveUp;
+                };
+                match self
+                    .call(Op::Reserve, false, driver.reserve(&token, self.id, option, seat))
+                    .await
+                {
+                    Ok(_) => UserEnd::Done,
+                    Err(_) => UserEnd::GaveUp,
+                }
+            }
+            Journey::Pay { .. } => {
+                let Some((token, reservation, price)) = self.ctx.prepared.hold.clone() else {
+                    return UserEnd::GaveUp;
+                };
+                let payer = self.ctx.scenario.load.first_user;
+                let r = self.call(Op::Pay, false, driver.pay(&token, reservation, price)).await;
+                self.money(payer, -price.cents(), &r);
+                if r.is_ok() {
+                    let seat = self.ctx.prepared.target.map_or(0, |(_, s)| s);
+                    self.send(Event::Paid {
+                        user: payer,
+                        reservation,
+                        seat,
+                        cents: price.cents(),
+                    });
+                    UserEnd::Done
+                } else {
+                    UserEnd::GaveUp
+                }
+            }
+        }
+    }
+
+    /// Records a wallet request's effect for the client-side money check.
+    fn money<T>(&self, user: i64, cents: i64, r: &Reply<T>) {
+        match r {
+            Ok(_) => self.send(Event::Money { user, cents }),
+            Err(f) if f.outcome == Outcome::Error => self.send(Event::MoneyUnknown { user }),
+            Err(_) => {}
+        }
+    }
+
+    /// The pause before the next status poll: about half the time this user's place should
+    /// take to reach the front at the rate it has seen the queue move, within the scenario's
+    /// bounds, with ±20% jitter so waiters do not poll in lockstep.
+    fn poll_delay(&mut self, position: u64, seen: &mut Option<(u64, Instant)>) -> Duration {
+        let q = &self.ctx.scenario.queue;
+        let now = Instant::now();
+        let estimate = match *seen {
+            Some((before, at)) if before > position => {
+                let rate = (before - position) as f64 / now.duration_since(at).as_secs_f64().max(1e-6);
+                Duration::from_secs_f64((position as f64 / rate / 2.0).min(3600.0))
+            }
+            Some((_, at)) => now.duration_since(at) * 2,
+            None => {
+                q.poll_min * u32::try_from(position.div_ceil(u64::from(self.ctx.max_active.max(1)))).unwrap_or(u32::MAX)
+            }
+        };
+        if seen.is_none_or(|(before, _)| before != position) {
+            *seen = Some((position, now));
+        }
+        estimate
+            .clamp(q.poll_min, q.poll_max)
+            .mul_f64(self.rng.random_range(0.8..1.2))
+    }
+
+    async fn ticket(&mut self, driver: &Driver, concert_id: i64, attempts: u32, charge: bool, pay: bool) -> UserEnd {
+        let Ok(mut info) = self.call(Op::Token, false, driver.issue_token(self.id)).await else {
+            return UserEnd::GaveUp;
+        };
+        let mut seen = None;
+        while info.status == TokenStatus::Waiting {
+            let delay = self.poll_delay(info.position, &mut seen);
+            self.due = Instant::now().max(self.due) + delay;
+            match self.call(Op::Status, false, driver.token_status(&info.token)).await {
+                Ok(next) => info = next,
+                Err(_) => return UserEnd::GaveUp,
+            }
+        }
+        if info.status != TokenStatus::Active {
+            return UserEnd::GaveUp;
+        }
+        let token = info.token;
+        let mut hold = None;
+        let mut retry = false;
+        'rounds: for _ in 0..MAX_ROUNDS {
+            let dates = match self.call(Op::Dates, false, driver.dates(&token, concert_id)).await {
+                Ok(d) => d,
+                Err(_) => return self.leave(driver, &token, UserEnd::GaveUp).await,
+            };
+            let open: Vec<_> = dates.into_iter().filter(|d| d.available > 0).collect();
+            if open.is_empty() {
+                return self.leave(driver, &token, UserEnd::SoldOut).await;
+            }
+            let date = open[self.rng.random_range(0..open.len())];
+            let mut seats = match self.call(Op::Seats, false, driver.seats(&token, date.option_id)).await {
+                Ok(s) => s,
+                Err(_) => return self.leave(driver, &token, UserEnd::GaveUp).await,
+            };
+            for _ in 0..attempts {
+                if seats.is_empty() {
+                    break;
+                }
+                let seat = seats.swap_remove(self.rng.random_range(0..seats.len()));
+                let r = self
+                    .call(
+                        Op::Reserve,
+                        retry,
+                        driver.reserve(&token, self.id, date.option_id, seat),
+                    )
+                    .await;
+                retry = true;
+                match r {
+                    Ok(h) => {
+                        hold = Some((h, seat));
+                        break 'rounds;
+                    }
+                    Err(Failure {
+                        outcome: Outcome::Conflict,
+                        code,
+                        ..
+                    }) if code != "TOO_MANY_HOLDS" => continue,
+                    Err(_) => return self.leave(driver, &token, UserEnd::GaveUp).await,
+                }
+            }
+        }
+        let Some((hold, seat)) = hold else {
+            return self.leave(driver, &token, UserEnd::GaveUp).await;
+        };
+        if !pay {
+            return self.leave(driver, &token, UserEnd::Done).await;
+        }
+        if charge {
+            let r = self.call(Op::Charge, false, driver.charge(self.id, hold.price)).await;
+            self.money(self.id, hold.price.cents(), &r);
+            if r.is_err() {
+                return self.leave(driver, &token, UserEnd::GaveUp).await;
+            }
+        }
+        let r = self
+            .call(Op::Pay, false, driver.pay(&token, hold.reservation_id, hold.price))
+            .await;
+        self.money(self.id, -hold.price.cents(), &r);
+        match r {
+            Ok(_) => {
+                self.send(Event::Paid {
+                    user: self.id,
+                    reservation: hold.reservation_id,
+                    seat,
+                    cents: hold.price.cents(),
+                });
+                UserEnd::Done
+            }
+            Err(_) => self.leave(driver, &token, UserEnd::GaveUp).await,
+        }
+    }
+
+    /// Gives the token up (its slot goes to the next waiter at once) and ends the journey.
+    async fn leave(&mut self, driver: &Driver, token: &str, end: UserEnd) -> UserEnd {
+        let _ = self.call(Op::Leave, false, driver.leave(token)).await;
+        end
+    }
+}

@@ -1,0 +1,306 @@
+//! The metrics aggregator. Virtual users only send [`Event`]s over a channel; one aggregator
+//! thread owns every histogram and counter (no locks on the hot path, nothing shared), and the
+//! progress bar only reads what the aggregator tells it.
+//!
+//! Latency is `end − intended start`: the moment the request was due (the user's scheduled
+//! arrival, or the end of its previous step plus think time), not the moment it was sent. A
+//! request that waited behind a slow one is charged for the wait (no coordinated omission).
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use indicatif::ProgressBar;
+
+/// Width of one bucket of the throughput-over-time series.
+pub const TIMELINE_BUCKET: Duration = Duration::from_millis(100);
+
+/// An operation a virtual user performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Op {
+    /// Issue a queue token.
+    Token,
+    /// Poll the token's status while waiting.
+    Status,
+    /// List a concert's dates with seats.
+    Dates,
+    /// List a date's seats.
+    Seats,
+    /// Hold a seat.
+    Reserve,
+    /// Charge the wallet.
+    Charge,
+    /// Use points from the wallet.
+    Use,
+    /// Pay a hold.
+    Pay,
+    /// Give the token up.
+    Leave,
+}
+
+impl Op {
+    /// Every operation, in journey order.
+    pub const ALL: [Op; 9] = [
+        Op::Token,
+        Op::Status,
+        Op::Dates,
+        Op::Seats,
+        Op::Reserve,
+        Op::Charge,
+        Op::Use,
+        Op::Pay,
+        Op::Leave,
+    ];
+
+    /// The name used in tables, JSON and scenario expectations.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Token => "token",
+            Op::Status => "status",
+            Op::Dates => "dates",
+            Op::Seats => "seats",
+            Op::Reserve => "reserve",
+            Op::Charge => "charge",
+            Op::Use => "use",
+            Op::Pay => "pay",
+            Op::Leave => "leave",
+        }
+    }
+
+    /// The operation named `s`.
+    pub fn parse(s: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|o| o.name() == s)
+    }
+}
+
+/// How one request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It succeeded.
+    Ok,
+    /// Lost a race: 409 (seat taken, already paid, version conflict, lock not acquired).
+    Conflict,
+    /// Refused by a business rule or auth: another 4xx (insufficient balance, token expired…).
+    Rejected,
+    /// A server error, a transport failure or an internal error.
+    Error,
+}
+
+/// What a virtual user reports.
+#[derive(Debug)]
+pub enum Event {
+    /// One request finished.
+    Request {
+        op: Op,
+        outcome: Outcome,
+        /// A repeat of a failed attempt (another seat after a conflict).
+        retry: bool,
+        /// Intended start, since the run's start.
+        intended: Duration,
+        /// End, since the run's start.
+        end: Duration,
+    },
+    /// A payment succeeded (client-side history for the HTTP invariants).
+    Paid {
+        user: i64,
+        reservation: i64,
+        seat: i64,
+        cents: i64,
+    },
+    /// Money moved in a wallet by a successful charge (+) or use/payment (−).
+    Money { user: i64, cents: i64 },
+    /// Money may or may not have moved: a wallet request ended in an error with no answer.
+    MoneyUnknown { user: i64 },
+    /// A user finished its journey.
+    UserDone(UserEnd),
+}
+
+/// How a journey ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserEnd {
+    /// Paid for a seat (ticket journeys) or finished its operations.
+    Done,
+    /// Found nothing left to hold.
+    SoldOut,
+    /// Stopped on a failure (conflicts exhausted, rejected, error).
+    GaveUp,
+}
+
+/// Figures of one operation.
+#[derive(Debug, Clone)]
+pub struct OpStats {
+    /// Requests.
+    pub count: u64,
+    /// Successes.
+    pub ok: u64,
+    /// Lost races.
+    pub conflicts: u64,
+    /// Other refusals.
+    pub rejected: u64,
+    /// Client retries (another attempt after a failure).
+    pub retries: u64,
+    /// Server or transport errors.
+    pub errors: u64,
+    /// Latency from intended start, microseconds.
+    pub latency: Histogram<u64>,
+    /// First intended start and last end, for throughput.
+    pub first_start: Duration,
+    /// Last end.
+    pub last_end: Duration,
+    /// Completions per [`TIMELINE_BUCKET`].
+    pub timeline: Vec<u32>,
+}
+
+impl OpStats {
+    fn new() -> OpStats {
+        OpStats {
+            count: 0,
+            ok: 0,
+            conflicts: 0,
+            rejected: 0,
+            retries: 0,
+            errors: 0,
+            latency: latency_histogram(),
+            first_start: Duration::MAX,
+            last_end: Duration::ZERO,
+            timeline: Vec::new(),
+        }
+    }
+
+    /// Failures of any kind.
+    pub fn failed(&self) -> u64 {
+        self.count - self.ok
+    }
+
+    /// Requests per second over the span this operation was in flight.
+    pub fn throughput(&self) -> f64 {
+        let span = self.last_end.saturating_sub(self.first_start).as_secs_f64();
+        if self.count == 0 {
+            0.0
+        } else {
+            self.count as f64 / span.max(0.001)
+        }
+    }
+
+    /// Latency at `q` (0..1), in milliseconds.
+    pub fn ms_at(&self, q: f64) -> f64 {
+        self.latency.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+/// An empty latency histogram: 1 µs to 1 hour, 3 significant figures.
+pub fn latency_histogram() -> Histogram<u64> {
+    match Histogram::new_with_bounds(1, 3_600_000_000, 3) {
+        Ok(h) => h,
+        // The bounds are constants that hdrhistogram accepts; this arm is never taken.
+        Err(_) => Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant figures is valid")),
+    }
+}
+
+/// Client-side history, for invariants over HTTP.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Every successful payment: (user, reservation, seat, cents).
+    pub paid: Vec<(i64, i64, i64, i64)>,
+    /// Net money moved per user by successful requests, in cents.
+    pub moved: BTreeMap<i64, i64>,
+    /// Users with a wallet request of unknown outcome.
+    pub unknown: Vec<i64>,
+}
+
+/// Everything the aggregator gathered.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// Per operation (only those that ran).
+    pub ops: BTreeMap<Op, OpStats>,
+    /// Journeys by ending.
+    pub done: u64,
+    /// Users who found it sold out.
+    pub sold_out: u64,
+    /// Users who gave up.
+    pub gave_up: u64,
+    /// Client-side history.
+    pub history: History,
+}
+
+/// The aggregator thread.
+pub struct Aggregator {
+    handle: JoinHandle<Stats>,
+}
+
+impl Aggregator {
+    /// Starts the aggregator; `progress` counts finished users.
+    pub fn start(progress: ProgressBar) -> std::io::Result<(Sender<Event>, Aggregator)> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("simulate-metrics".into())
+            .spawn(move || aggregate(rx, progress))?;
+        Ok((tx, Aggregator { handle }))
+    }
+
+    /// Waits for every sender to be dropped, then returns the figures.
+    pub fn finish(self) -> anyhow::Result<Stats> {
+        self.handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the metrics aggregator panicked"))
+    }
+}
+
+fn aggregate(rx: Receiver<Event>, progress: ProgressBar) -> Stats {
+    let mut stats = Stats {
+        ops: BTreeMap::new(),
+        done: 0,
+        sold_out: 0,
+        gave_up: 0,
+        history: History::default(),
+    };
+    for event in rx {
+        match event {
+            Event::Request {
+                op,
+                outcome,
+                retry,
+                intended,
+                end,
+            } => {
+                let s = stats.ops.entry(op).or_insert_with(OpStats::new);
+                s.count += 1;
+                match outcome {
+                    Outcome::Ok => s.ok += 1,
+                    Outcome::Conflict => s.conflicts += 1,
+                    Outcome::Rejected => s.rejected += 1,
+                    Outcome::Error => s.errors += 1,
+                }
+                s.retries += u64::from(retry);
+                let micros = u64::try_from(end.saturating_sub(intended).as_micros()).unwrap_or(u64::MAX);
+                s.latency.saturating_record(micros.max(1));
+                s.first_start = s.first_start.min(intended);
+                s.last_end = s.last_end.max(end);
+                let bucket = (end.as_millis() / TIMELINE_BUCKET.as_millis()) as usize;
+                if s.timeline.len() <= bucket {
+                    s.timeline.resize(bucket + 1, 0);
+                }
+                s.timeline[bucket] += 1;
+            }
+            Event::Paid {
+                user,
+                reservation,
+                seat,
+                cents,
+            } => stats.history.paid.push((user, reservation, seat, cents)),
+            Event::Money { user, cents } => *stats.history.moved.entry(user).or_default() += cents,
+            Event::MoneyUnknown { user } => stats.history.unknown.push(user),
+            Event::UserDone(end) => {
+                match end {
+                    UserEnd::Done => stats.done += 1,
+                    UserEnd::SoldOut => stats.sold_out += 1,
+                    UserEnd::GaveUp => stats.gave_up += 1,
+                }
+                progress.inc(1);
+            }
+        }
+    }
+    stats
+}
