@@ -37,5 +37,5 @@ pub use money::Money;
 pub use strategy::ContentionSnapshot;
 #[cfg(feature = "test-hooks")]
 pub use strategy::test_hooks;
-pub use ticketing::SweepReport;
+pub use ticketing::{SweepReport, FAULT_POINTS};
 pub use ticketing::Ticketing;

@@ -17,6 +17,29 @@ use crate::queue::{self, AdmissionRate, TokenRow};
 use crate::store::Store;
 use crate::strategy::{expect_one_row, ContentionSnapshot, Fences, OnLostRace, Resource, Strategy};
 
+/// A fault-injection point between two writes: with the `failpoints` feature a test can make it
+/// fail or panic (`fail::cfg`); without it, it compiles to nothing.
+macro_rules! fault_point {
+    ($name:literal) => {
+        fail::fail_point!($name, |_| Err(Error::Internal(
+            concat!("injected fault at ", $name).into()
+        )))
+    };
+}
+
+/// Every fault point, for tests that visit them all.
+pub const FAULT_POINTS: &[&str] = &[
+    "reserve:after-insert",
+    "reserve:after-seat",
+    "wallet:after-balance",
+    "pay:after-reservation",
+    "pay:after-seat",
+    "pay:after-wallet",
+    "pay:after-ledger",
+    "pay:after-payment",
+    "pay:after-token",
+];
+
 /// A WAITING token's expiry is pushed forward at most this often, so status polls stay reads.
 const REFRESH_EVERY: Duration = Duration::from_secs(15);
 /// Idempotency keys are kept at least 24 hours; swept after 25.
@@ -353,6 +376,7 @@ impl Ticketing {
                 fences.of(Resource::Seat(seat_id))
             ])?;
             let reservation_id = c.last_insert_rowid();
+            fault_point!("reserve:after-insert");
             let fence = fences.of(Resource::Seat(seat_id));
             let changed = c
                 .prepare_cached(
@@ -362,6 +386,7 @@ impl Ticketing {
                 )?
                 .execute(params![seat_id, held_until.0, reservation_id, plan.version, fence])?;
             expect_one_row(changed, Resource::Seat(seat_id), c, fences)?;
+            fault_point!("reserve:after-seat");
             if let Some(old) = plan.lapsed_hold {
                 c.prepare_cached("UPDATE reservations SET status = 'EXPIRED', version = version + 1 WHERE id = ?1 AND status = 'HELD'")?
                     .execute([old])?;
@@ -420,6 +445,7 @@ impl Ticketing {
         };
         let apply = move |c: &Connection, (version, after): (Option<i64>, Money), fences: &Fences| {
             write_wallet(c, user_id, version, after, fences)?;
+            fault_point!("wallet:after-balance");
             append_ledger(c, user_id, kind, amount, after, clock.now())?;
             Ok(after)
         };
@@ -544,6 +570,7 @@ impl Ticketing {
                 reservation_payable(rid, &status, held_until, now)?;
                 expect_one_row(changed, Resource::Reservation(rid), c, fences)?;
             }
+            fault_point!("pay:after-reservation");
             let sold = c
                 .prepare_cached(
                     "UPDATE seats SET status = 'SOLD', held_until = NULL, version = version + 1
@@ -555,13 +582,17 @@ impl Ticketing {
                     "seat {seat_id} is not held by reservation {rid}"
                 )));
             }
+            fault_point!("pay:after-seat");
             write_wallet(c, user_id, wallet_version, after, fences)?;
+            fault_point!("pay:after-wallet");
             append_ledger(c, user_id, LedgerKind::Payment, amount, after, now)?;
+            fault_point!("pay:after-ledger");
             c.prepare_cached(
                 "INSERT INTO payments (reservation_id, user_id, amount, paid_at) VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![rid, user_id, amount.cents(), now.0])?;
             let payment_id = c.last_insert_rowid();
+            fault_point!("pay:after-payment");
             if let Some(key) = &key {
                 c.prepare_cached(
                     "INSERT INTO idempotency_keys (key, user_id, reservation_id, amount, payment_id, balance, created_at)
@@ -572,6 +603,7 @@ impl Ticketing {
             ensure_token_active(c, token_id, now)?;
             expire_token_row(c, token_id, now)?;
             queue::admit(c, now, ttl)?;
+            fault_point!("pay:after-token");
             Ok(PaymentReceipt {
                 payment_id,
                 reservation_id: rid,
