@@ -1,14 +1,231 @@
-//! `ticketing serve` (being built).
+//! `ticketing serve`: the seed's HTTP API over the core (SPEC §4).
+//!
+//! Where things are: [`router`] (routes, handlers, the OpenAPI document), [`dto`] (the only
+//! place that knows the API's JSON shapes, and the strict body/query parsers), [`error`] (core
+//! error → status and `{"result","message","code"}` body), [`auth`] (where a token may come
+//! from), [`observe`] (request id, one log line per request, metrics recording) and
+//! [`metrics`] (Prometheus text). This file starts the server: validates flags, opens the
+//! database, binds, runs the sweeper and shuts down gracefully.
+//!
+//! The core is synchronous: every call into it runs on tokio's blocking pool
+//! ([`blocking`]), never on a runtime worker.
 
+mod auth;
+mod dto;
+mod error;
+mod metrics;
+mod observe;
+mod router;
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::GlobalArgs;
+use anyhow::Context;
+use ticketing_core::admin::NewConcert;
+use ticketing_core::{Money, Ticketing};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::{GlobalArgs, UsageError};
+
+pub use error::ApiError;
+
+/// How often the background sweeper expires run-out holds and tokens (a hold's seat is back
+/// within one second of `heldUntil` even with no traffic; reads never wait for it).
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// How long in-flight requests may take to finish after a shutdown signal.
+const DRAIN_FOR: Duration = Duration::from_secs(10);
 
 /// Flags of `ticketing serve`.
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// Address to listen on, HOST:PORT (port 0 picks a free port; the bound address is printed).
+    #[arg(long, env = "TICKETING_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Add a demo concert (2 dates × 50 seats) when the database has no concert yet.
+    #[arg(long)]
+    pub demo: bool,
+    /// Worker threads of the async runtime (default: one per core).
+    #[arg(long, env = "TICKETING_WORKERS")]
+    pub workers: Option<usize>,
+}
 
-/// Runs `ticketing serve`.
-pub fn run(_global: &GlobalArgs, _args: ServeArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`ticketing serve` is not built yet")
+/// The state every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub ticketing: Ticketing,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+/// Runs `ticketing serve` until SIGINT or SIGTERM.
+pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    let config = global.config()?;
+    if args.workers == Some(0) {
+        return Err(UsageError("--workers must be at least 1".into()).into());
+    }
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all().thread_name("ticketing-http");
+    if let Some(n) = args.workers {
+        builder.worker_threads(n);
+    }
+    let runtime = builder.build().context("cannot start the async runtime")?;
+    let db = config.db_path.display().to_string();
+    let strategy = config.strategy;
+    let ticketing = Ticketing::open(config).map_err(|e| {
+        UsageError(format!(
+            "cannot open the database {db} with the {strategy} strategy: {e}"
+        ))
+    })?;
+    if args.demo {
+        add_demo_concert(&ticketing)?;
+    }
+    let outcome = runtime.block_on(serve(ticketing.clone(), &args.addr));
+    // Let blocking calls still running finish, then close the database (the writer thread
+    // commits what it has and checkpoints the WAL when the last handle goes).
+    runtime.shutdown_timeout(DRAIN_FOR);
+    drop(ticketing);
+    outcome?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(ticketing: Ticketing, addr: &str) -> anyhow::Result<()> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| UsageError(format!("--addr `{addr}` is not a usable HOST:PORT: {e}")))?
+        .collect();
+    let listener = bind(&addrs)
+        .await
+        .map_err(|e| UsageError(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener.local_addr().context("cannot read the bound address")?;
+    // Scripts and tests read this line to learn the port when `--addr` asked for port 0.
+    println!("listening on http://{local}");
+    tracing::info!(%local, strategy = %ticketing.strategy(), "listening");
+
+    let state = AppState {
+        ticketing: ticketing.clone(),
+        metrics: Arc::new(metrics::Metrics::default()),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sweeper = tokio::spawn(sweep_loop(ticketing, stop_rx));
+    let app = router::router(state);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = sweeper.await;
+    served.context("the HTTP server failed")
+}
+
+async fn bind(addrs: &[SocketAddr]) -> std::io::Result<TcpListener> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::InvalidInput, "the address resolves to nothing");
+    for addr in addrs {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return Ok(l),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Expires run-out holds and tokens and admits waiters, a few times a second.
+async fn sweep_loop(ticketing: Ticketing, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let t = ticketing.clone();
+        match tokio::task::spawn_blocking(move || t.sweep()).await {
+            Ok(Ok(report)) => {
+                if report != ticketing_core::SweepReport::default() {
+                    tracing::debug!(
+                        holds_expired = report.holds_expired,
+                        tokens_expired = report.tokens_expired,
+                        admitted = report.admitted,
+                        "swept"
+                    );
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(code = e.code(), cause = %e, "sweep failed"),
+            Err(e) => tracing::error!(cause = %e, "sweep panicked"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(cause = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(cause = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr; stdout carries only the "listening on" line.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+/// The demo concert `--demo` adds to an empty database.
+fn add_demo_concert(ticketing: &Ticketing) -> anyhow::Result<()> {
+    if !ticketing.concerts().context("cannot read concerts")?.is_empty() {
+        return Ok(());
+    }
+    let created = ticketing
+        .add_concert(NewConcert {
+            title: "Demo Concert".into(),
+            dates: vec!["2026-12-24".into(), "2026-12-25".into()],
+            seats: 50,
+            price: Money::from_units(50_000),
+        })
+        .context("cannot add the demo concert")?;
+    tracing::info!(
+        concert_id = created.concert_id,
+        "added the demo concert: 2 dates × 50 seats at 50000"
+    );
+    Ok(())
+}
+
+/// Runs a synchronous core call on the blocking pool. A panic in the core becomes a 500.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> ticketing_core::Result<T> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => Err(ApiError::internal(format!("a core call panicked: {e}"))),
+    }
 }
