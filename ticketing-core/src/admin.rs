@@ -351,8 +351,11 @@ impl Ticketing {
         self.store().read(|c| {
             let s = queue::settings(c)?;
             let oldest: Option<i64> = c
-                .prepare_cached("SELECT min(issued_at) FROM tokens WHERE status = 'WAITING' AND expires_at > ?1")?
-                .query_row([now.0], |r| r.get(0))?;
+                .prepare_cached(
+                    "SELECT issued_at FROM tokens WHERE status = 'WAITING' AND +expires_at > ?1 ORDER BY id LIMIT 1",
+                )?
+                .query_row([now.0], |r| r.get(0))
+                .optional()?;
             Ok(QueueState {
                 waiting: queue::waiting_count(c, now)?,
                 active: queue::active_count(c, now)?,
@@ -372,7 +375,7 @@ impl Ticketing {
             let rows = c
                 .prepare_cached(
                     "SELECT id, token, user_id, issued_at, expires_at FROM tokens
-                     WHERE status = ?1 AND expires_at > ?2 ORDER BY id LIMIT ?3 OFFSET ?4",
+                     WHERE status = ?1 AND +expires_at > ?2 ORDER BY id LIMIT ?3 OFFSET ?4",
                 )?
                 .query_map(params![status.as_str(), now.0, limit as i64, offset as i64], |r| {
                     Ok((

@@ -34,8 +34,8 @@ pub use domain::{
 };
 pub use error::{Error, ErrorClass, Result, TokenProblem};
 pub use money::Money;
-pub use strategy::ContentionSnapshot;
 #[cfg(feature = "test-hooks")]
 pub use strategy::test_hooks;
-pub use ticketing::{SweepReport, FAULT_POINTS};
+pub use strategy::ContentionSnapshot;
 pub use ticketing::Ticketing;
+pub use ticketing::{SweepReport, FAULT_POINTS};

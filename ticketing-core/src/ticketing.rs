@@ -276,7 +276,7 @@ impl Ticketing {
             let seats = c
                 .prepare_cached(
                     "SELECT id, seat_number FROM seats
-                     WHERE option_id = ?1 AND (status = 'AVAILABLE' OR (status = 'HELD' AND held_until <= ?2))
+                     WHERE option_id = ?1 AND (status = 'AVAILABLE' OR (status = 'HELD' AND +held_until <= ?2))
                      ORDER BY id",
                 )?
                 .query_map(params![concert_option_id, now.0], |r| {
@@ -355,7 +355,7 @@ impl Ticketing {
             ensure_token_active(c, plan.token_id, now)?;
             let holds: u32 = c
                 .prepare_cached(
-                    "SELECT count(*) FROM reservations WHERE user_id = ?1 AND status = 'HELD' AND held_until > ?2",
+                    "SELECT count(*) FROM reservations WHERE user_id = ?1 AND status = 'HELD' AND +held_until > ?2",
                 )?
                 .query_row(params![plan.user_id, now.0], |r| r.get(0))?;
             if holds >= max_holds {
@@ -845,7 +845,7 @@ pub(crate) fn dates_of(c: &Connection, concert_id: i64, now: Timestamp) -> Resul
         .prepare_cached(
             "SELECT o.id, o.concert_date, o.price,
                     (SELECT count(*) FROM seats s WHERE s.option_id = o.id AND s.status = 'AVAILABLE')
-                  + (SELECT count(*) FROM seats s WHERE s.option_id = o.id AND s.status = 'HELD' AND s.held_until <= ?2)
+                  + (SELECT count(*) FROM seats s WHERE s.option_id = o.id AND s.status = 'HELD' AND +s.held_until <= ?2)
              FROM concert_options o WHERE o.concert_id = ?1 ORDER BY o.concert_date, o.id",
         )?
         .query_map(params![concert_id, now.0], |r| {
