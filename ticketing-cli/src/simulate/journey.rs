@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
+#[cfg(test)]
+use ticketing_core::Ticketing;
 use ticketing_core::{Money, TokenStatus};
 use tokio::time::Instant;
 
@@ -58,6 +60,10 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// A request in flight, boxed so a waiting user's future stays small (a burst keeps every
+/// user's future alive at once).
+type Request<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Reply<T>> + Send + 'a>>;
+
 struct User {
     ctx: Arc<RunContext>,
     index: u64,
@@ -87,7 +93,7 @@ impl User {
     }
 
     /// Waits until the next request is due, runs it and records it from its due moment.
-    async fn call<T>(&mut self, op: Op, retry: bool, request: impl std::future::Future<Output = Reply<T>>) -> Reply<T> {
+    async fn call<T>(&mut self, op: Op, retry: bool, request: Request<'_, T>) -> Reply<T> {
         tokio::time::sleep_until(self.due).await;
         let intended = self.due;
         let result = request.await;
@@ -126,7 +132,9 @@ impl User {
                 ops,
             } => {
                 for _ in 0..ops {
-                    let r = self.call(Op::Charge, false, driver.charge(wallet_user, amount)).await;
+                    let r = self
+                        .call(Op::Charge, false, Box::pin(driver.charge(wallet_user, amount)))
+                        .await;
                     self.money(wallet_user, amount.cents(), &r);
                 }
                 UserEnd::Done
@@ -137,7 +145,9 @@ impl User {
                 ops,
             } => {
                 for _ in 0..ops {
-                    let r = self.call(Op::Use, false, driver.use_points(wallet_user, amount)).await;
+                    let r = self
+                        .call(Op::Use, false, Box::pin(driver.use_points(wallet_user, amount)))
+                        .await;
                     self.money(wallet_user, -amount.cents(), &r);
                 }
                 UserEnd::Done
@@ -151,10 +161,14 @@ impl User {
                 for _ in 0..ops {
                     let wallet = self.ctx.scenario.load.first_user + i64::from(self.rng.random_range(0..wallets));
                     if self.rng.random_bool(use_ratio) {
-                        let r = self.call(Op::Use, false, driver.use_points(wallet, amount)).await;
+                        let r = self
+                            .call(Op::Use, false, Box::pin(driver.use_points(wallet, amount)))
+                            .await;
                         self.money(wallet, -amount.cents(), &r);
                     } else {
-                        let r = self.call(Op::Charge, false, driver.charge(wallet, amount)).await;
+                        let r = self
+                            .call(Op::Charge, false, Box::pin(driver.charge(wallet, amount)))
+                            .await;
                         self.money(wallet, amount.cents(), &r);
                     }
                 }
@@ -166,7 +180,11 @@ impl User {
                     return UserEnd::GaveUp;
                 };
                 match self
-                    .call(Op::Reserve, false, driver.reserve(&token, self.id, option, seat))
+                    .call(
+                        Op::Reserve,
+                        false,
+                        Box::pin(driver.reserve(&token, self.id, option, seat)),
+                    )
                     .await
                 {
                     Ok(_) => UserEnd::Done,
@@ -178,7 +196,9 @@ impl User {
                     return UserEnd::GaveUp;
                 };
                 let payer = self.ctx.scenario.load.first_user;
-                let r = self.call(Op::Pay, false, driver.pay(&token, reservation, price)).await;
+                let r = self
+                    .call(Op::Pay, false, Box::pin(driver.pay(&token, reservation, price)))
+                    .await;
                 self.money(payer, -price.cents(), &r);
                 if r.is_ok() {
                     let seat = self.ctx.prepared.target.map_or(0, |(_, s)| s);
@@ -230,14 +250,17 @@ impl User {
     }
 
     async fn ticket(&mut self, driver: &Driver, concert_id: i64, attempts: u32, charge: bool, pay: bool) -> UserEnd {
-        let Ok(mut info) = self.call(Op::Token, false, driver.issue_token(self.id)).await else {
+        let Ok(mut info) = self.call(Op::Token, false, Box::pin(driver.issue_token(self.id))).await else {
             return UserEnd::GaveUp;
         };
         let mut seen = None;
         while info.status == TokenStatus::Waiting {
             let delay = self.poll_delay(info.position, &mut seen);
             self.due = Instant::now().max(self.due) + delay;
-            match self.call(Op::Status, false, driver.token_status(&info.token)).await {
+            match self
+                .call(Op::Status, false, Box::pin(driver.token_status(&info.token)))
+                .await
+            {
                 Ok(next) => info = next,
                 Err(_) => return UserEnd::GaveUp,
             }
@@ -249,7 +272,10 @@ impl User {
         let mut hold = None;
         let mut retry = false;
         'rounds: for _ in 0..MAX_ROUNDS {
-            let dates = match self.call(Op::Dates, false, driver.dates(&token, concert_id)).await {
+            let dates = match self
+                .call(Op::Dates, false, Box::pin(driver.dates(&token, concert_id)))
+                .await
+            {
                 Ok(d) => d,
                 Err(_) => return self.leave(driver, &token, UserEnd::GaveUp).await,
             };
@@ -258,7 +284,10 @@ impl User {
                 return self.leave(driver, &token, UserEnd::SoldOut).await;
             }
             let date = open[self.rng.random_range(0..open.len())];
-            let mut seats = match self.call(Op::Seats, false, driver.seats(&token, date.option_id)).await {
+            let mut seats = match self
+                .call(Op::Seats, false, Box::pin(driver.seats(&token, date.option_id)))
+                .await
+            {
                 Ok(s) => s,
                 Err(_) => return self.leave(driver, &token, UserEnd::GaveUp).await,
             };
@@ -271,7 +300,7 @@ impl User {
                     .call(
                         Op::Reserve,
                         retry,
-                        driver.reserve(&token, self.id, date.option_id, seat),
+                        Box::pin(driver.reserve(&token, self.id, date.option_id, seat)),
                     )
                     .await;
                 retry = true;
@@ -296,14 +325,20 @@ impl User {
             return self.leave(driver, &token, UserEnd::Done).await;
         }
         if charge {
-            let r = self.call(Op::Charge, false, driver.charge(self.id, hold.price)).await;
+            let r = self
+                .call(Op::Charge, false, Box::pin(driver.charge(self.id, hold.price)))
+                .await;
             self.money(self.id, hold.price.cents(), &r);
             if r.is_err() {
                 return self.leave(driver, &token, UserEnd::GaveUp).await;
             }
         }
         let r = self
-            .call(Op::Pay, false, driver.pay(&token, hold.reservation_id, hold.price))
+            .call(
+                Op::Pay,
+                false,
+                Box::pin(driver.pay(&token, hold.reservation_id, hold.price)),
+            )
             .await;
         self.money(self.id, -hold.price.cents(), &r);
         match r {
@@ -322,7 +357,39 @@ impl User {
 
     /// Gives the token up (its slot goes to the next waiter at once) and ends the journey.
     async fn leave(&mut self, driver: &Driver, token: &str, end: UserEnd) -> UserEnd {
-        let _ = self.call(Op::Leave, false, driver.leave(token)).await;
+        let _ = self.call(Op::Leave, false, Box::pin(driver.leave(token))).await;
         end
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst keeps every user's future alive at once: 100,000 of them must fit in memory.
+    #[test]
+    fn a_waiting_user_is_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Ticketing::open(ticketing_core::Config::new(dir.path().join("t.db"))).unwrap();
+        let scenario = Scenario::load("sold-out-rush").unwrap();
+        let (events, _rx) = std::sync::mpsc::channel();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let ctx = Arc::new(RunContext {
+            driver: Driver::InProcess(t),
+            scenario: Arc::new(scenario),
+            concert_ids: vec![1],
+            t0: Instant::now(),
+            seed: 1,
+            events,
+            prepared: Prepared::default(),
+            max_active: 500,
+        });
+        let size = std::mem::size_of_val(&run_user(ctx, 0, Instant::now()));
+        eprintln!("user future: {size} bytes");
+        assert!(size < 2048, "user future is {size} bytes");
     }
 }
