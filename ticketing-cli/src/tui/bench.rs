@@ -10,8 +10,8 @@ use anyhow::Context;
 use crossterm::event::{KeyCode, KeyEvent};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use ticketing_core::admin::NewConcert;
-use ticketing_core::{Config, Durability, Money, PayCmd, ReserveCmd, Ticketing};
+use ticketing_core::admin::{NewConcert, ReservationFilter};
+use ticketing_core::{Config, Durability, Money, PayCmd, ReserveCmd, Ticketing, TokenStatus};
 
 use super::app::{App, Tab};
 use super::data;
@@ -31,17 +31,40 @@ pub fn run(mut config: Config) -> anyhow::Result<()> {
     config.hold_ttl = day;
     config.durability = Durability::Normal;
     let t = Ticketing::open(config).context("cannot open the database")?;
-    if t.sales()?.is_empty() {
-        let started = Instant::now();
-        seed(&t)?;
-        println!("seeded in {:.1} s", started.elapsed().as_secs_f64());
-    }
+    seed(&t)?;
     let q = t.queue_state()?;
     let dates: usize = t.sales()?.iter().map(|c| c.dates.len()).sum();
     println!(
         "data: {dates} dates, {} waiting, {} active / {} max",
         q.waiting, q.active, q.max_active
     );
+    println!();
+    println!("{:<34} {:>10} {:>10} {:>10}", "core read", "median", "p90", "max");
+    let first_date = t
+        .sales()?
+        .first()
+        .and_then(|c| c.dates.first())
+        .map_or(1, |d| d.concert_option_id);
+    let last_window = q.waiting.saturating_sub(200);
+    let reads: [(&str, &dyn Fn()); 7] = [
+        ("sales() — 200 dates", &|| drop(t.sales())),
+        ("seat_map() — 500 seats", &|| drop(t.seat_map(first_date))),
+        ("queue_state()", &|| drop(t.queue_state())),
+        ("tokens(WAITING, 0, 400)", &|| {
+            drop(t.tokens(TokenStatus::Waiting, 0, 400))
+        }),
+        ("tokens(WAITING, waiting-200, 400)", &|| {
+            drop(t.tokens(TokenStatus::Waiting, last_window, 400))
+        }),
+        ("reservations(All, 500)", &|| {
+            drop(t.reservations(ReservationFilter::All, 500))
+        }),
+        ("wallet(1)", &|| drop(t.wallet(1))),
+    ];
+    for (name, f) in reads {
+        let d = time(20, f);
+        println!("{:<34} {:>10} {:>10} {:>10}", name, ms(d[0]), ms(d[1]), ms(d[2]));
+    }
     println!();
     println!("{:<34} {:>10} {:>10} {:>10}", "view (160 × 45)", "median", "p90", "max");
 
@@ -124,64 +147,95 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// Seeds what is missing (so an interrupted seeding resumes): the concert, the tokens, the
+/// holds and sales.
 fn seed(t: &Ticketing) -> anyhow::Result<()> {
-    let start = chrono::NaiveDate::from_ymd_opt(2027, 1, 1).context("date")?;
-    let dates = (0..DATES)
-        .filter_map(|i| start.checked_add_days(chrono::Days::new(i as u64)))
-        .map(|d| d.format("%Y-%m-%d").to_string())
-        .collect();
-    let concert = t.add_concert(NewConcert {
-        title: "Bench Symphony".into(),
-        dates,
-        seats: SEATS,
-        price: Money::from_units(100_000),
-    })?;
-    t.set_paused(true)?;
-    // Tokens from several threads at once: the core's writer commits them in groups.
-    let total = WAITING + ADMITTED;
-    let threads = 8;
-    std::thread::scope(|s| -> anyhow::Result<()> {
-        let handles: Vec<_> = (0..threads)
-            .map(|k| {
-                s.spawn(move || -> anyhow::Result<()> {
-                    let mut user = 1 + k;
-                    while user <= total {
-                        t.issue_token(i64::try_from(user)?)?;
-                        user += threads;
-                    }
-                    Ok(())
-                })
-            })
+    let concert_ids = |t: &Ticketing| -> anyhow::Result<Vec<i64>> {
+        Ok(t.sales()?
+            .iter()
+            .flat_map(|c| c.dates.iter().map(|d| d.concert_option_id))
+            .collect())
+    };
+    if t.sales()?.is_empty() {
+        let start = chrono::NaiveDate::from_ymd_opt(2027, 1, 1).context("date")?;
+        let dates = (0..DATES)
+            .filter_map(|i| start.checked_add_days(chrono::Days::new(i as u64)))
+            .map(|d| d.format("%Y-%m-%d").to_string())
             .collect();
-        for h in handles {
-            h.join().map_err(|_| anyhow::anyhow!("a seeding thread panicked"))??;
-        }
-        Ok(())
-    })?;
-    // Admit the first users, let each hold a seat, and half of them pay.
-    t.set_max_active(u32::try_from(ADMITTED)?)?;
-    t.set_paused(false)?;
-    t.set_paused(true)?;
-    let active = t.tokens(ticketing_core::TokenStatus::Active, 0, ADMITTED)?;
-    let options = &concert.concert_options;
-    for (i, tok) in active.iter().enumerate() {
-        let option = options[i % options.len()].concert_option_id;
-        let seats = t.seat_map(option)?;
-        let seat = &seats[(i * 7) % seats.len()];
-        let hold = t.reserve(ReserveCmd {
-            token: tok.token.clone(),
-            concert_option_id: option,
-            seat_id: seat.seat_id,
-            user_id: None,
+        let started = Instant::now();
+        t.add_concert(NewConcert {
+            title: "Bench Symphony".into(),
+            dates,
+            seats: SEATS,
+            price: Money::from_units(100_000),
         })?;
-        if i % 2 == 0 {
-            t.charge(tok.user_id, hold.price)?;
-            t.pay(PayCmd {
+        println!(
+            "seeded {DATES} dates × {SEATS} seats in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let total = WAITING + ADMITTED;
+    let q = t.queue_state()?;
+    if t.reservations(ReservationFilter::All, 1)?.is_empty() && q.waiting < total {
+        t.set_paused(true)?;
+        // Tokens from several threads at once: the core's writer commits them in groups. A user
+        // who already has a live token just reads it back, so this resumes where it stopped.
+        let threads = 8;
+        let started = Instant::now();
+        let done = std::sync::atomic::AtomicU64::new(0);
+        std::thread::scope(|s| -> anyhow::Result<()> {
+            let done = &done;
+            let handles: Vec<_> = (0..threads)
+                .map(|k| {
+                    s.spawn(move || -> anyhow::Result<()> {
+                        let mut user = 1 + k;
+                        let mut last = Instant::now();
+                        while user <= total {
+                            t.issue_token(i64::try_from(user)?)?;
+                            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                            if k == 0 && last.elapsed() > Duration::from_secs(10) {
+                                last = Instant::now();
+                                eprintln!("  {n} tokens after {:.0} s", started.elapsed().as_secs_f64());
+                            }
+                            user += threads;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().map_err(|_| anyhow::anyhow!("a seeding thread panicked"))??;
+            }
+            Ok(())
+        })?;
+        println!("issued {total} tokens in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    if t.reservations(ReservationFilter::All, 1)?.is_empty() {
+        // Admit the first users, let each hold a seat, and half of them pay.
+        t.set_max_active(u32::try_from(ADMITTED)?)?;
+        t.set_paused(false)?;
+        t.set_paused(true)?;
+        let active = t.tokens(TokenStatus::Active, 0, ADMITTED)?;
+        let options = concert_ids(t)?;
+        for (i, tok) in active.iter().enumerate() {
+            let option = options[i % options.len()];
+            let seats = t.seat_map(option)?;
+            let seat = &seats[(i * 7) % seats.len()];
+            let hold = t.reserve(ReserveCmd {
                 token: tok.token.clone(),
-                reservation_id: hold.reservation_id,
-                amount: hold.price,
-                idempotency_key: None,
+                concert_option_id: option,
+                seat_id: seat.seat_id,
+                user_id: None,
             })?;
+            if i % 2 == 0 {
+                t.charge(tok.user_id, hold.price)?;
+                t.pay(PayCmd {
+                    token: tok.token.clone(),
+                    reservation_id: hold.reservation_id,
+                    amount: hold.price,
+                    idempotency_key: None,
+                })?;
+            }
         }
     }
     Ok(())
