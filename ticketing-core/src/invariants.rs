@@ -91,6 +91,13 @@ const CHECKS: &[(&str, &str)] = &[
          HAVING count(*) > (SELECT max_active FROM queue_settings WHERE id = 1)",
     ),
     (
+        "active-counter",
+        "SELECT 'the queue counts ' || active_rows || ' ACTIVE rows but there are '
+                || (SELECT count(*) FROM tokens WHERE status = 'ACTIVE')
+         FROM queue_settings
+         WHERE id = 1 AND active_rows != (SELECT count(*) FROM tokens WHERE status = 'ACTIVE') AND ?1 = ?1",
+    ),
+    (
         "admission-out-of-order",
         "SELECT 'token ' || id || ' was admitted at ' || admitted_at || ', before an earlier token admitted at ' || earlier
          FROM (SELECT id, admitted_at,

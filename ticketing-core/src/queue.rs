@@ -105,12 +105,16 @@ pub(crate) fn live_token_of(c: &Connection, user_id: i64, now: Timestamp) -> Res
     Ok(newest.filter(|t| t.status != TokenStatus::Expired))
 }
 
-/// Live ACTIVE tokens now.
+/// Live ACTIVE tokens now: the ACTIVE rows (a trigger-kept counter) less those whose time ran
+/// out before a sweep expired them (an index range over just those).
 pub(crate) fn active_count(c: &Connection, now: Timestamp) -> Result<u32> {
-    Ok(
-        c.prepare_cached("SELECT count(*) FROM tokens WHERE status = 'ACTIVE' AND expires_at > ?1")?
-            .query_row([now.0], |r| r.get(0))?,
-    )
+    let rows: i64 = c
+        .prepare_cached("SELECT active_rows FROM queue_settings WHERE id = 1")?
+        .query_row([], |r| r.get(0))?;
+    let lapsed: i64 = c
+        .prepare_cached("SELECT count(*) FROM tokens WHERE status = 'ACTIVE' AND expires_at <= ?1")?
+        .query_row([now.0], |r| r.get(0))?;
+    Ok(u32::try_from(rows - lapsed).unwrap_or(0))
 }
 
 /// Live WAITING tokens now.

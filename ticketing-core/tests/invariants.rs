@@ -142,3 +142,9 @@ fn a_waiter_skipped_by_admission() {
     );
     assert!(found.contains(&"waiter-skipped"), "{found:?}");
 }
+
+#[test]
+fn an_active_counter_out_of_step() {
+    let found = planted("UPDATE queue_settings SET active_rows = active_rows + 5");
+    assert_eq!(found, ["active-counter"]);
+}

@@ -7,7 +7,8 @@ use crate::config::DEFAULT_MAX_ACTIVE;
 use crate::error::Result;
 
 /// Every migration, in order. Never edit a shipped one: add the next.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE queue_settings (
     id               INTEGER PRIMARY KEY CHECK (id = 1),
     max_active       INTEGER NOT NULL CHECK (max_active >= 0),
@@ -111,7 +112,28 @@ CREATE TABLE idempotency_keys (
     created_at     INTEGER NOT NULL
 );
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
-"#];
+"#,
+    r#"
+-- Rows with status ACTIVE, kept by triggers so no writer can forget it. Live ACTIVE tokens are
+-- this minus the few ACTIVE rows whose time ran out and that no sweep has expired yet: counting
+-- them walks only those, where counting live ones walked up to max-active rows on every
+-- admission and status poll.
+ALTER TABLE queue_settings ADD COLUMN active_rows INTEGER NOT NULL DEFAULT 0;
+UPDATE queue_settings SET active_rows = (SELECT count(*) FROM tokens WHERE status = 'ACTIVE');
+CREATE TRIGGER tokens_active_insert AFTER INSERT ON tokens WHEN NEW.status = 'ACTIVE'
+BEGIN
+    UPDATE queue_settings SET active_rows = active_rows + 1 WHERE id = 1;
+END;
+CREATE TRIGGER tokens_active_update AFTER UPDATE OF status ON tokens WHEN (OLD.status = 'ACTIVE') != (NEW.status = 'ACTIVE')
+BEGIN
+    UPDATE queue_settings SET active_rows = active_rows + (NEW.status = 'ACTIVE') - (OLD.status = 'ACTIVE') WHERE id = 1;
+END;
+CREATE TRIGGER tokens_active_delete AFTER DELETE ON tokens WHEN OLD.status = 'ACTIVE'
+BEGIN
+    UPDATE queue_settings SET active_rows = active_rows - 1 WHERE id = 1;
+END;
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
