@@ -51,6 +51,9 @@ pub struct ServeArgs {
     /// Worker threads of the async runtime (default: one per core).
     #[arg(long, env = "TICKETING_WORKERS")]
     pub workers: Option<usize>,
+    /// Threads that run read-only core calls (default: one per core).
+    #[arg(long, env = "TICKETING_READ_THREADS")]
+    pub read_threads: Option<usize>,
 }
 
 /// The state every handler shares.
@@ -58,6 +61,7 @@ pub struct ServeArgs {
 pub(crate) struct AppState {
     pub ticketing: Ticketing,
     pub metrics: Arc<metrics::Metrics>,
+    pub reads: ReadPool,
 }
 
 /// Runs `ticketing serve` until SIGINT or SIGTERM.
@@ -83,7 +87,12 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.demo {
         add_demo_concert(&ticketing)?;
     }
-    let outcome = runtime.block_on(serve(ticketing.clone(), &args.addr));
+    let read_threads = match args.read_threads {
+        Some(0) => return Err(UsageError("--read-threads must be at least 1".into()).into()),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+    };
+    let outcome = runtime.block_on(serve(ticketing.clone(), &args.addr, read_threads));
     // Let blocking calls still running finish, then close the database (the writer thread
     // commits what it has and checkpoints the WAL when the last handle goes).
     runtime.shutdown_timeout(DRAIN_FOR);
@@ -93,7 +102,7 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(ticketing: Ticketing, addr: &str) -> anyhow::Result<()> {
+async fn serve(ticketing: Ticketing, addr: &str, read_threads: usize) -> anyhow::Result<()> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr)
         .await
         .map_err(|e| UsageError(format!("--addr `{addr}` is not a usable HOST:PORT: {e}")))?
@@ -109,6 +118,7 @@ async fn serve(ticketing: Ticketing, addr: &str) -> anyhow::Result<()> {
     let state = AppState {
         ticketing: ticketing.clone(),
         metrics: Arc::new(metrics::Metrics::default()),
+        reads: ReadPool::start(read_threads)?,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(sweep_loop(ticketing, stop_rx));
@@ -227,5 +237,65 @@ where
     match tokio::task::spawn_blocking(f).await {
         Ok(result) => result.map_err(ApiError::from),
         Err(e) => Err(ApiError::internal(format!("a core call panicked: {e}"))),
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A few threads for the core's read-only calls (seats, dates, concerts, balance, status).
+///
+/// Reads are short and CPU-bound: with tokio's blocking pool, 256 concurrent requests mean
+/// up to 256 threads and a context switch per hand-off. A pool of one thread per core keeps
+/// the hand-offs cheap (a busy thread takes the next job without sleeping) and the reader
+/// connections few. Writes stay on the blocking pool: they wait for the writer's group
+/// commit, and many waiting together is what makes a batch.
+#[derive(Clone)]
+pub(crate) struct ReadPool {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl ReadPool {
+    fn start(threads: usize) -> anyhow::Result<ReadPool> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("ticketing-read-{i}"))
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        // Every sender is gone: the server has stopped.
+                        Err(_) => return,
+                    }
+                })
+                .context("cannot start a read thread")?;
+        }
+        Ok(ReadPool { jobs: tx })
+    }
+
+    /// Runs a read-only core call on the pool. A panic in the core becomes a 500.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> ticketing_core::Result<T> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+            let _ = tx.send(result);
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| ApiError::internal("the read pool has stopped"))?;
+        match rx.await {
+            Ok(Ok(result)) => result.map_err(ApiError::from),
+            Ok(Err(_)) => Err(ApiError::internal("a core read panicked")),
+            Err(_) => Err(ApiError::internal("the read pool dropped a job")),
+        }
     }
 }

@@ -160,7 +160,7 @@ async fn leave_queue(State(s): State<AppState>, token: RequestToken) -> Result<R
     ))]
 async fn token_status(State(s): State<AppState>, token: RequestToken) -> Result<Response, ApiError> {
     let (t, token) = (s.ticketing, token.into_string());
-    let view = blocking(move || t.token_status(&token)).await?;
+    let view = blocking(move || t.token_status(&token)).await?; // may write (refresh, admit)
     json(&Envelope::success(TokenData::status(view)))
 }
 
@@ -169,7 +169,7 @@ async fn token_status(State(s): State<AppState>, token: RequestToken) -> Result<
     responses((status = 200, description = "Every concert", body = ConcertsBody)))]
 async fn concerts(State(s): State<AppState>) -> Result<Response, ApiError> {
     let t = s.ticketing;
-    let list = blocking(move || t.concerts()).await?;
+    let list = s.reads.run(move || t.concerts()).await?;
     json(&ConcertsBody {
         concerts: list
             .into_iter()
@@ -201,7 +201,7 @@ async fn available_dates(
 ) -> Result<Response, ApiError> {
     let concert_id = id_text("concertId", &concert_id)?;
     let (t, token) = (s.ticketing, token.into_string());
-    let dates = blocking(move || t.available_dates(&token, concert_id)).await?;
+    let dates = s.reads.run(move || t.available_dates(&token, concert_id)).await?;
     json(&DatesBody {
         concert_options: dates
             .into_iter()
@@ -235,7 +235,7 @@ async fn available_seats(
 ) -> Result<Response, ApiError> {
     let option_id = id_text("concertOptionId", &option_id)?;
     let (t, token) = (s.ticketing, token.into_string());
-    let seats = blocking(move || t.available_seats(&token, option_id)).await?;
+    let seats = s.reads.run(move || t.available_seats(&token, option_id)).await?;
     json(&SeatsBody {
         seats: seats
             .iter()
@@ -321,7 +321,7 @@ async fn balance(State(s): State<AppState>, RawQuery(query): RawQuery) -> Result
         .ok_or_else(|| ApiError::bad_input("userId is required"))?;
     let user_id = id_text("userId", &text)?;
     let t = s.ticketing;
-    let balance = blocking(move || t.balance(user_id)).await?;
+    let balance = s.reads.run(move || t.balance(user_id)).await?;
     json(&BalanceBody { balance })
 }
 
@@ -377,7 +377,7 @@ async fn health() -> Result<Response, ApiError> {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
     let (t, m) = (s.ticketing, s.metrics);
-    let text = blocking(move || m.render(&t)).await?;
+    let text = s.reads.run(move || m.render(&t)).await?;
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Measures `ticketing serve` under 256 concurrent connections with wrk (Debian package `wrk`),
+# release build, per strategy: POST /api/token, GET available-seats, POST /api/reserve,
+# PATCH /api/balance/charge and POST /api/pay. Figures and reading: docs/http-benchmarks.md.
+#
+#   scripts/bench-http.sh                      # pessimistic and optimistic (+ redis if TICKETING_REDIS_URL)
+#   STRATEGIES=optimistic DURATION=5s scripts/bench-http.sh
+#
+# Each strategy gets a fresh database with a bench concert of 20 dates × 10,000 seats at 100
+# (seats for reserve and pay) and a 50-seat date (for available-seats). Needs wrk, curl, python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-256}
+THREADS=${THREADS:-2}
+STRATEGIES=${STRATEGIES:-"pessimistic optimistic${TICKETING_REDIS_URL:+ redis}"}
+export RUST_LOG=${RUST_LOG:-info}
+export BENCH_DIR=$PWD/scripts/bench THREADS
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 2; }
+cargo build --release -q -p ticketing-cli
+BIN=$PWD/target/release/ticketing
+[ -n "${CARGO_TARGET_DIR:-}" ] && BIN=$CARGO_TARGET_DIR/release/ticketing
+
+# Splits the lines of stdin into $OUT/<name>-<thread>.txt, round robin over the wrk threads.
+split_by_thread() {
+  python3 -c '
+import sys
+name, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+files = [open(f"{out}/{name}-{t}.txt", "w") for t in range(n)]
+for i, line in enumerate(sys.stdin):
+    files[i % n].write(line)
+' "$1" "$OUT" "$THREADS"
+}
+
+# Runs an SQL query read-only against the bench database (setup for the next step only).
+query() { python3 -c 'import sqlite3,sys; c=sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+for row in c.execute(sys.argv[2]): print(" ".join(map(str, row)))' "$OUT/bench.db" "$1"; }
+
+# CPU time (user + system, in clock ticks) the server has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+
+bench() { # name, wrk args…
+  local name=$1; shift
+  echo "### $name"
+  local before; before=$(cpu_ticks)
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" 2>&1 | tee "$OUT/$name.txt"
+  local after requests; after=$(cpu_ticks)
+  requests=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$OUT/$name.txt")
+  # Server CPU per request: what the machine's load (wrk included) cannot inflate much.
+  python3 -c 'import os,sys; t=int(sys.argv[2])-int(sys.argv[1]); n=int(sys.argv[3]); hz=os.sysconf("SC_CLK_TCK")
+print(f"server CPU: {t/hz:.2f} s for {n} requests = {t/hz/n*1e6:.1f} us/request")' "$before" "$after" "$requests"
+  echo
+}
+
+for strategy in $STRATEGIES; do
+  OUT=$(mktemp -d)
+  export OUT
+  echo "## strategy: $strategy (work dir $OUT)"
+  dates=()
+  for d in $(seq -w 1 20); do dates+=(--date "2027-01-$d"); done
+  "$BIN" --db "$OUT/bench.db" admin concert add --title Bench "${dates[@]}" --seats 10000 --price 100 >/dev/null
+  "$BIN" --db "$OUT/bench.db" admin concert add --title Small --date 2027-06-01 --seats 50 --price 100 >/dev/null
+  small=$(query "SELECT id FROM concert_options WHERE concert_date = '2027-06-01'")
+
+  "$BIN" serve --db "$OUT/bench.db" --strategy "$strategy" --addr 127.0.0.1:0 \
+    --max-active 1000000 --max-holds 1 --token-ttl 1h --hold-ttl 1h \
+    ${TICKETING_REDIS_URL:+--redis-url "$TICKETING_REDIS_URL"} >"$OUT/stdout" 2>"$OUT/server.log" &
+  server=$!
+  for _ in $(seq 100); do grep -q listening "$OUT/stdout" 2>/dev/null && break; sleep 0.1; done
+  url=$(sed -n 's/^listening on //p' "$OUT/stdout")
+  [ -n "$url" ] || { echo "the server did not start:" >&2; cat "$OUT/server.log" >&2; exit 1; }
+  echo "server $url (pid $server)"
+
+  one=$(curl -s -X POST "$url/api/token" -H 'Content-Type: application/json' -d '{"userId":1}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["token"])')
+  bench available-seats -H "Authorization: Bearer $one" "$url/api/$small/available-seats"
+
+  bench token -s "$BENCH_DIR/token.lua" "$url"
+  query "SELECT token FROM tokens WHERE status = 'ACTIVE' AND user_id >= 10000000 ORDER BY id" | split_by_thread tokens
+
+  bench reserve -s "$BENCH_DIR/reserve.lua" "$url"
+  query "SELECT user_id FROM reservations WHERE status = 'HELD' ORDER BY id" | split_by_thread users
+  bench charge -s "$BENCH_DIR/charge.lua" "$url"
+  query "SELECT t.token, r.id FROM reservations r JOIN tokens t ON t.user_id = r.user_id AND t.status = 'ACTIVE'
+         WHERE r.status = 'HELD' ORDER BY r.id" | split_by_thread pay
+  bench pay -s "$BENCH_DIR/pay.lua" "$url"
+
+  kill -TERM "$server"; wait "$server" || true
+  "$BIN" --db "$OUT/bench.db" admin check >"$OUT/check.txt" && echo "invariants: ok" || { echo "invariants FAILED"; cat "$OUT/check.txt"; }
+  echo "paid: $(query "SELECT count(*) FROM payments"), held: $(query "SELECT count(*) FROM reservations WHERE status = 'HELD'")"
+  echo
+done
