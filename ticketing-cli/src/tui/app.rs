@@ -308,8 +308,10 @@ impl App {
         match self.tab {
             Tab::Concerts => want.sales = true,
             Tab::Seats => {
-                // The date list (for `[` `]` and the title) comes from the sales read.
-                want.sales = true;
+                // The date list (for `[` `]` and the title) comes from the sales read; dates
+                // rarely change and `sales()` is the dearest read, so it is read once here
+                // (the concerts view re-reads it).
+                want.sales = self.concerts.sales.is_none();
                 want.seat_map = self.seats.option_id;
             }
             Tab::Queue => want.tokens = Some((self.tokens.status, self.tokens.offset, TOKEN_WINDOW)),

@@ -80,7 +80,7 @@ pub fn run(mut config: Config) -> anyhow::Result<()> {
             &[KeyCode::Char('4'), KeyCode::Char('f'), KeyCode::Char('f')],
         ),
         ("wallet (user 1)", &[KeyCode::Char('5')]),
-        ("help overlay", &[KeyCode::Char('1'), KeyCode::Char('?')]),
+        ("help overlay over concerts", &[KeyCode::Char('1'), KeyCode::Char('?')]),
     ];
     let mut terminal = Terminal::new(TestBackend::new(160, 45))?;
     for (name, keys) in views {
