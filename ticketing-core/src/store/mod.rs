@@ -99,9 +99,9 @@ impl Store {
             Some(conn) => conn,
             None => open_connection(&self.path, self.durability, false)?,
         };
-        conn.execute_batch("BEGIN")?;
+        exec(&conn, "BEGIN")?;
         let result = f(&conn);
-        let end = conn.execute_batch("COMMIT");
+        let end = exec(&conn, "COMMIT");
         if end.is_ok() {
             self.readers.lock().push(conn);
         }
@@ -166,6 +166,12 @@ fn open_connection(path: &Path, durability: Durability, create: bool) -> Result<
     Ok(conn)
 }
 
+/// Runs a transaction-control statement from the statement cache (they run on every read and
+/// write: parsing them each time was measurable).
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
 fn write_loop(conn: Connection, jobs: Receiver<Box<dyn WriteJob>>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -185,13 +191,13 @@ fn write_loop(conn: Connection, jobs: Receiver<Box<dyn WriteJob>>) {
 }
 
 fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<()> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
+    exec(conn, "BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
-        let step = conn.execute_batch("SAVEPOINT job").and_then(|()| {
+        let step = exec(conn, "SAVEPOINT job").and_then(|()| {
             if job.run(conn) {
-                conn.execute_batch("RELEASE job")
+                exec(conn, "RELEASE job")
             } else {
-                conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                exec(conn, "ROLLBACK TO job").and_then(|()| exec(conn, "RELEASE job"))
             }
         });
         if let Err(e) = step {
@@ -199,7 +205,7 @@ fn run_batch(conn: &Connection, batch: &mut [Box<dyn WriteJob>]) -> Result<()> {
             return Err(e.into());
         }
     }
-    if let Err(e) = conn.execute_batch("COMMIT") {
+    if let Err(e) = exec(conn, "COMMIT") {
         let _ = conn.execute_batch("ROLLBACK");
         return Err(e.into());
     }
