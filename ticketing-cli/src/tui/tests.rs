@@ -552,3 +552,30 @@ fn loop_runs_on_test_backend_until_q() {
     drop(request_tx);
     worker.join().unwrap();
 }
+
+#[test]
+fn seat_map_cells_are_coloured_by_status() {
+    use ratatui::style::Color;
+    let mut h = Harness::seeded();
+    h.press(KeyCode::Enter);
+    h.press(KeyCode::Down); // cursor on B1: drawn reversed, its colour kept
+    let mut terminal = Terminal::new(TestBackend::new(140, 34)).unwrap();
+    terminal.draw(|f| f.render_widget(&h.app, f.area())).unwrap();
+    let buf = terminal.backend().buffer();
+    let bg_of = |text: &str| {
+        let (x, y) = (0..34u16)
+            .flat_map(|y| (0..140u16).map(move |x| (x, y)))
+            .find(|&(x, y)| {
+                let s: String = (x..(x + text.len() as u16).min(140))
+                    .map(|x| buf[(x, y)].symbol())
+                    .collect();
+                s == text
+            })
+            .unwrap();
+        buf[(x, y)].bg
+    };
+    assert_eq!(bg_of("A1 "), Color::Green);
+    assert_eq!(bg_of("A3  4:30"), Color::Yellow);
+    assert_eq!(bg_of("B2 "), Color::Green);
+    assert_eq!(bg_of("B1  sold"), Color::Red);
+}
