@@ -647,8 +647,11 @@ impl Ticketing {
                     "UPDATE reservations SET status = 'EXPIRED', version = version + 1 WHERE status = 'HELD' AND held_until <= ?1",
                 )?
                 .execute([now.0])?;
+            // The seat's version stays: a run-out hold already reads as AVAILABLE, so this write
+            // changes nothing a reader decides on, and a reserve that read the seat a moment ago
+            // must not lose a race against the sweeper.
             c.prepare_cached(
-                "UPDATE seats SET status = 'AVAILABLE', held_until = NULL, reservation_id = NULL, version = version + 1
+                "UPDATE seats SET status = 'AVAILABLE', held_until = NULL, reservation_id = NULL
                  WHERE status = 'HELD' AND held_until <= ?1",
             )?
             .execute([now.0])?;
