@@ -32,9 +32,10 @@ pub struct GlobalArgs {
     /// SQLite database file (created and migrated when missing).
     #[arg(long, global = true, env = "TICKETING_DB", default_value = "./ticketing.db")]
     pub db: PathBuf,
-    /// Concurrency control for contended writes: pessimistic, optimistic or redis.
-    #[arg(long, global = true, env = "TICKETING_STRATEGY", default_value = "optimistic")]
-    pub strategy: String,
+    /// Concurrency control for contended writes: pessimistic, optimistic (the default) or redis.
+    /// `simulate` also takes `all` or a comma list, and runs every available one when it is unset.
+    #[arg(long, global = true, env = "TICKETING_STRATEGY")]
+    pub strategy: Option<String>,
     /// Redis URL for the redis strategy, e.g. redis://127.0.0.1:6379.
     #[arg(long, global = true, env = "TICKETING_REDIS_URL")]
     pub redis_url: Option<String>,
@@ -61,7 +62,9 @@ pub struct GlobalArgs {
 impl GlobalArgs {
     /// The strategy named by `--strategy`.
     pub fn strategy(&self) -> Result<StrategyKind, UsageError> {
-        self.strategy.parse().map_err(UsageError)
+        self.strategy
+            .as_deref()
+            .map_or(Ok(StrategyKind::Optimistic), |s| s.parse().map_err(UsageError))
     }
 
     /// The core configuration these flags describe, validated.

@@ -222,13 +222,7 @@ pub fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<ExitCode> 
 /// or in `TICKETING_STRATEGY`, else every available one. Redis is available only with a Redis
 /// URL; `all` says so when it skips it.
 fn strategies(global: &GlobalArgs) -> Result<Vec<StrategyKind>, UsageError> {
-    let explicit = std::env::var_os("TICKETING_STRATEGY").is_some()
-        || std::env::args().any(|a| a == "--strategy" || a.starts_with("--strategy="));
-    let text = if explicit {
-        global.strategy.trim().to_string()
-    } else {
-        "all".into()
-    };
+    let text = global.strategy.as_deref().map_or("all", str::trim);
     if text.eq_ignore_ascii_case("all") {
         let mut list = vec![StrategyKind::Pessimistic, StrategyKind::Optimistic];
         if global.redis_url.is_some() {

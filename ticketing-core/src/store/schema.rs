@@ -120,6 +120,8 @@ CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
 -- admission and status poll.
 ALTER TABLE queue_settings ADD COLUMN active_rows INTEGER NOT NULL DEFAULT 0;
 UPDATE queue_settings SET active_rows = (SELECT count(*) FROM tokens WHERE status = 'ACTIVE');
+-- Sales per date (revenue) join payments to reservations by date.
+CREATE INDEX reservations_by_option ON reservations (option_id, status);
 CREATE TRIGGER tokens_active_insert AFTER INSERT ON tokens WHEN NEW.status = 'ACTIVE'
 BEGIN
     UPDATE queue_settings SET active_rows = active_rows + 1 WHERE id = 1;
