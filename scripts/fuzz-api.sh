@@ -30,7 +30,7 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4,<5'
 
 cargo build --quiet -p ticketing-cli --bin ticketing
-bin="${CARGO_TARGET_DIR:-target}/debug/ticketing"
+bin="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/ticketing"
 db="$work/fuzz.db"
 
 "$bin" --db "$db" --strategy optimistic serve --addr 127.0.0.1:0 --demo \
@@ -53,7 +53,8 @@ phases="examples,coverage,fuzzing"
 [ -n "$long" ] && phases="examples,coverage,fuzzing,stateful"
 start=$(date +%s)
 set +e
-"$work/venv/bin/schemathesis" run "$base/openapi.json" \
+# Run from the temp dir: schemathesis keeps a cache (.schemathesis/) in the current directory.
+(cd "$work" && "$work/venv/bin/schemathesis" run "$base/openapi.json" \
     --checks not_a_server_error \
     --header "Authorization: Bearer $token" \
     --max-examples "$examples" \
@@ -64,7 +65,7 @@ set +e
     --exclude-path /metrics \
     --exclude-method DELETE \
     --suppress-health-check all \
-    --report junit --report-dir "$work/report" 2>&1 | tee "$work/schemathesis.out"
+    --report junit --report-dir "$work/report") 2>&1 | tee "$work/schemathesis.out"
 status=${PIPESTATUS[0]}
 set -e
 elapsed=$(( $(date +%s) - start ))

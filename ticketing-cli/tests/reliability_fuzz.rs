@@ -156,40 +156,89 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("DELETE", "/api/reserve"),
 ];
 
+/// The fields an endpoint reads, with values that are valid (or nearly: ids in small ranges
+/// around the demo data), as (name, strategy of the JSON text).
+fn base_fields(endpoint: usize) -> Vec<(&'static str, BoxedStrategy<String>)> {
+    let id = |hi: i64| (1..=hi).prop_map(|n| n.to_string()).boxed();
+    let amount = prop_oneof![
+        Just("50000".to_string()),
+        (1..=100_000i64).prop_map(|c| format!("{}.{:02}", c / 100, c % 100))
+    ]
+    .boxed();
+    match ENDPOINTS[endpoint].1 {
+        "/api/token" => vec![("userId", id(50))],
+        "/api/reserve" => vec![("concertOptionId", id(3)), ("seatId", id(110)), ("userId", id(3))],
+        "/api/balance/charge" | "/api/balance/use" => vec![("userId", id(5)), ("amount", amount)],
+        "/api/pay" => vec![("reservationId", id(4)), ("amount", amount)],
+        _ => vec![],
+    }
+}
+
+/// The endpoint's own fields, each present or not, then up to three fields (its own or any
+/// other) set to a nasty value: a request that gets past most checks and fails at one.
+fn mutated_body(endpoint: usize) -> BoxedStrategy<String> {
+    let base: Vec<_> = base_fields(endpoint)
+        .into_iter()
+        .map(|(k, v)| proptest::option::weighted(0.9, v).prop_map(move |v| v.map(|v| (k, v))))
+        .collect();
+    let mutations = proptest::collection::vec((proptest::sample::select(FIELDS), json_value()), 0..3);
+    (base, mutations)
+        .prop_map(|(base, mutations)| {
+            let mut fields: Vec<(&str, String)> = base.into_iter().flatten().collect();
+            for (k, v) in mutations {
+                match fields.iter_mut().find(|(name, _)| *name == k) {
+                    Some(f) => f.1 = v,
+                    None => fields.push((k, v)),
+                }
+            }
+            let fields: Vec<String> = fields.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            format!("{{{}}}", fields.join(","))
+        })
+        .boxed()
+}
+
 fn request() -> impl Strategy<Value = Request> {
-    let segment = prop_oneof![
-        proptest::sample::select(NASTY).prop_map(str::to_string),
-        any::<i64>().prop_map(|n| n.to_string()),
-        "\\PC{0,20}",
-        // Percent-escapes that decode to valid UTF-8 (`%8a` alone is a known finding: axum's
-        // path rejection answers it in plain text; see docs/reliability.md).
-        "(%[2-7][0-9A-Fa-f]){1,4}",
-    ];
-    let auth = prop_oneof![
-        Just(Auth::None),
-        Just(Auth::Valid),
-        "[ -~]{0,60}".prop_map(Auth::Random),
-    ];
-    let key = proptest::option::weighted(0.2, "[ -~]{0,300}");
-    (0..ENDPOINTS.len(), segment, body(), auth, key).prop_map(|(endpoint, segment, body, auth, idempotency_key)| {
-        Request {
-            endpoint,
-            segment,
-            body,
-            auth,
-            idempotency_key,
-        }
+    (0..ENDPOINTS.len()).prop_flat_map(|endpoint| {
+        let segment = prop_oneof![
+            proptest::sample::select(NASTY).prop_map(str::to_string),
+            any::<i64>().prop_map(|n| n.to_string()),
+            (1..=3i64).prop_map(|n| n.to_string()),
+            "\\PC{0,20}",
+            // Percent-escapes that decode to valid UTF-8 (`%8a` alone is a known finding: axum's
+            // path rejection answers it in plain text; see docs/reliability.md).
+            "(%[2-7][0-9A-Fa-f]){1,4}",
+        ];
+        let auth = prop_oneof![
+            Just(Auth::None),
+            Just(Auth::Valid),
+            "[ -~]{0,60}".prop_map(Auth::Random),
+        ];
+        let key = proptest::option::weighted(0.2, "[ -~]{0,300}");
+        let body = prop_oneof![
+            3 => mutated_body(endpoint).prop_map(Some),
+            3 => body(),
+        ];
+        (Just(endpoint), segment, body, auth, key).prop_map(|(endpoint, segment, body, auth, idempotency_key)| {
+            Request {
+                endpoint,
+                segment,
+                body,
+                auth,
+                idempotency_key,
+            }
+        })
     })
 }
 
 /// Percent-encodes every byte outside unreserved characters, except a `%` already followed by
-/// two hex digits (so encoded invalid UTF-8 reaches the server as such).
+/// two hex digits that decode to ASCII (so escapes reach the server as such; escapes of invalid
+/// UTF-8 are left out on purpose: see the known finding in docs/reliability.md).
 fn encode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = String::new();
     for (i, &b) in bytes.iter().enumerate() {
         let escaped = b == b'%'
-            && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(i + 1).is_some_and(|d| (b'0'..=b'7').contains(d))
             && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') || escaped {
             out.push(b as char);
@@ -252,13 +301,17 @@ fn hostile_requests_never_5xx_and_rejections_change_nothing() {
         prop_assert!(a.status < 500, "{method} {path}: a 5xx: {a:?}");
         if a.status != 200 {
             prop_assert!(a.is_error_shape(), "{method} {path}: not the error body: {a:?}");
-            prop_assert_eq!(
-                &snapshot(&conn),
-                &before,
-                "{} {}: a rejected request changed the database",
-                method,
-                path
-            );
+            let after = snapshot(&conn);
+            if after != before {
+                let changed = after.lines().zip(before.lines()).find(|(a, b)| a != b);
+                let changed = changed
+                    .map(|(a, b)| format!("was: {b}\nnow: {a}"))
+                    .unwrap_or_else(|| "rows added".into());
+                return Err(TestCaseError::fail(format!(
+                    "{method} {path}: a rejected request ({}) changed the database:\n{changed}",
+                    a.status
+                )));
+            }
         }
         Ok(())
     });
@@ -336,7 +389,7 @@ proptest! {
 
 // ----- scenario files ------------------------------------------------------------------------
 
-fn toml_value(valid: &'static [&'static str]) -> impl Strategy<Value = String> {
+fn toml_value(valid: &'static [&'static str], typed: bool) -> BoxedStrategy<String> {
     const HOSTILE: &[&str] = &[
         "0",
         "-1",
@@ -356,21 +409,27 @@ fn toml_value(valid: &'static [&'static str]) -> impl Strategy<Value = String> {
         "[1, \"a\"]",
         "{ a = 1 }",
     ];
+    if typed {
+        return proptest::sample::select(valid).prop_map(str::to_string).boxed();
+    }
     prop_oneof![
         3 => proptest::sample::select(valid).prop_map(str::to_string),
         2 => proptest::sample::select(HOSTILE).prop_map(str::to_string),
         1 => "\\PC{0,12}".prop_map(|s| format!("{s:?}")),
     ]
+    .boxed()
 }
 
-/// A `key = value` line, present or not.
-fn line(key: &'static str, valid: &'static [&'static str]) -> impl Strategy<Value = String> {
-    proptest::option::weighted(0.6, toml_value(valid))
+/// A `key = value` line, present or not. `typed`: only values of the right type (which may
+/// still be out of range), so that the checks after deserialization are reached too.
+fn line(key: &'static str, valid: &'static [&'static str], typed: bool) -> BoxedStrategy<String> {
+    proptest::option::weighted(if typed { 0.8 } else { 0.6 }, toml_value(valid, typed))
         .prop_map(move |v| v.map(|v| format!("{key} = {v}\n")).unwrap_or_default())
+        .boxed()
 }
 
-fn section(name: &'static str, lines: Vec<BoxedStrategy<String>>) -> impl Strategy<Value = String> {
-    (proptest::bool::weighted(0.85), lines).prop_map(move |(present, lines)| {
+fn section(name: &'static str, presence: f64, lines: Vec<BoxedStrategy<String>>) -> impl Strategy<Value = String> {
+    (proptest::bool::weighted(presence), lines).prop_map(move |(present, lines)| {
         if present {
             format!("[{name}]\n{}", lines.concat())
         } else {
@@ -395,86 +454,98 @@ fn scenario() -> impl Strategy<Value = String> {
         "\"wallet\"",
         "\"nope\"",
     ];
-    let structured = (
-        line("name", &["\"fuzz\"", "\"\""]),
-        line("description", &["\"d\""]),
-        section(
-            "setup",
-            vec![
-                line(
-                    "concerts",
-                    &[
-                        "[{ title = \"T\", dates = [\"2026-12-24\"], seats = 5, price = 100 }]",
-                        "[{ title = \"T\", dates = [\"2026-13-45\"], seats = 0, price = -1 }]",
-                        "[{ title = \"T\", dates = [], seats = 10001, price = 0.001 }]",
-                        "[{ title = \"T\", dates = [\"2026-12-24\", \"2026-12-24\"] }]",
-                    ],
-                )
-                .boxed(),
-                line("balance", &["1000", "0.01", "1e20"]).boxed(),
-                line(
-                    "wallets",
-                    &["[{ user = 1, balance = 100 }]", "[{ user = 0, balance = -5 }]"],
-                )
-                .boxed(),
-            ],
-        ),
-        section(
-            "load",
-            vec![
-                line("users", &["1", "3", "0", "2000000"]).boxed(),
-                line("arrival", &["\"burst\"", "\"ramp\"", "\"rate\"", "\"later\""]).boxed(),
-                line("ramp", DUR).boxed(),
-                line("rate", &["1000", "0", "1e7", "500.5"]).boxed(),
-                line("think", DUR).boxed(),
-                line("first_user", &["1", "0", "-7", "9223372036854775807"]).boxed(),
-            ],
-        ),
-        section(
-            "queue",
-            vec![
-                line("max_active", &["10", "0", "4294967295"]).boxed(),
-                line("token_ttl", TTL).boxed(),
-                line("waiting_ttl", TTL).boxed(),
-                line("hold_ttl", TTL).boxed(),
-                line("max_holds", &["1", "0", "4294967295"]).boxed(),
-                line("poll_min", DUR).boxed(),
-                line("poll_max", DUR).boxed(),
-            ],
-        ),
-        section(
-            "journey",
-            vec![
-                line("kind", KIND).boxed(),
-                line("concert", &["1", "0", "2", "18446744073709551615"]).boxed(),
-                line("reserve_attempts", &["1", "3", "0"]).boxed(),
-                line("charge", &["true", "false"]).boxed(),
-                line("pay", &["true", "false"]).boxed(),
-                line("amount", &["100", "0.005", "-1", "1e9"]).boxed(),
-                line("wallet_user", &["1", "0", "-1"]).boxed(),
-                line("wallets", &["1", "2", "0"]).boxed(),
-                line("use_ratio", &["0.5", "-0.1", "1.1"]).boxed(),
-                line("ops_per_user", &["1", "2", "0"]).boxed(),
-                line("seat", &["1", "0", "99"]).boxed(),
-            ],
-        ),
-        section(
-            "expect",
-            vec![
-                line("sold_out", &["true", "false"]).boxed(),
-                line("paid", &["0", "1", "-1"]).boxed(),
-                line(
-                    "balances",
-                    &["[{ user = 1, balance = 100 }]", "[{ user = -1, balance = 1e400 }]"],
-                )
-                .boxed(),
-                line("ok", &["{ charge = 3 }", "{ nonsense = 1 }", "{ charge = -1 }"]).boxed(),
-                line("failed", &["{ charge = 0 }", "{}"]).boxed(),
-                line("max_errors", &["0", "5"]).boxed(),
-            ],
-        ),
-    )
-        .prop_map(|(a, b, c, d, e, f, g)| format!("{a}{b}{c}{d}{e}{f}{g}"));
+    let structured = |typed: bool| {
+        let required = if typed { 1.0 } else { 0.85 };
+        (
+            if typed {
+                Just("name = \"fuzz\"\n".to_string()).boxed()
+            } else {
+                line("name", &["\"fuzz\"", "\"\""], typed)
+            },
+            line("description", &["\"d\""], typed),
+            section(
+                "setup",
+                0.85,
+                vec![
+                    line(
+                        "concerts",
+                        &[
+                            "[{ title = \"T\", dates = [\"2026-12-24\"], seats = 5, price = 100 }]",
+                            "[{ title = \"T\", dates = [\"2026-13-45\"], seats = 0, price = -1 }]",
+                            "[{ title = \"T\", dates = [], seats = 10001, price = 0.001 }]",
+                            "[{ title = \"T\", dates = [\"2026-12-24\", \"2026-12-24\"] }]",
+                        ],
+                        typed,
+                    ),
+                    line("balance", &["1000", "0.01", "1e20"], typed),
+                    line(
+                        "wallets",
+                        &["[{ user = 1, balance = 100 }]", "[{ user = 0, balance = -5 }]"],
+                        typed,
+                    ),
+                ],
+            ),
+            section(
+                "load",
+                required,
+                vec![
+                    line("users", &["1", "3", "0", "2000000"], typed),
+                    line("arrival", &["\"burst\"", "\"ramp\"", "\"rate\"", "\"later\""], typed),
+                    line("ramp", DUR, typed),
+                    line("rate", &["1000", "0", "1e7", "500.5"], typed),
+                    line("think", DUR, typed),
+                    line("first_user", &["1", "0", "-7", "9223372036854775807"], typed),
+                ],
+            ),
+            section(
+                "queue",
+                0.85,
+                vec![
+                    line("max_active", &["10", "0", "4294967295"], typed),
+                    line("token_ttl", TTL, typed),
+                    line("waiting_ttl", TTL, typed),
+                    line("hold_ttl", TTL, typed),
+                    line("max_holds", &["1", "0", "4294967295"], typed),
+                    line("poll_min", DUR, typed),
+                    line("poll_max", DUR, typed),
+                ],
+            ),
+            section(
+                "journey",
+                required,
+                vec![
+                    line("kind", KIND, typed),
+                    line("concert", &["1", "0", "2", "18446744073709551615"], typed),
+                    line("reserve_attempts", &["1", "3", "0"], typed),
+                    line("charge", &["true", "false"], typed),
+                    line("pay", &["true", "false"], typed),
+                    line("amount", &["100", "0.005", "-1", "1e9"], typed),
+                    line("wallet_user", &["1", "0", "-1"], typed),
+                    line("wallets", &["1", "2", "0"], typed),
+                    line("use_ratio", &["0.5", "-0.1", "1.1"], typed),
+                    line("ops_per_user", &["1", "2", "0"], typed),
+                    line("seat", &["1", "0", "99"], typed),
+                ],
+            ),
+            section(
+                "expect",
+                0.85,
+                vec![
+                    line("sold_out", &["true", "false"], typed),
+                    line("paid", &["0", "1", "-1"], typed),
+                    line(
+                        "balances",
+                        &["[{ user = 1, balance = 100 }]", "[{ user = -1, balance = 1e400 }]"],
+                        typed,
+                    ),
+                    line("ok", &["{ charge = 3 }", "{ nonsense = 1 }", "{ charge = -1 }"], typed),
+                    line("failed", &["{ charge = 0 }", "{}"], typed),
+                    line("max_errors", &["0", "5"], typed),
+                ],
+            ),
+        )
+            .prop_map(|(a, b, c, d, e, f, g)| format!("{a}{b}{c}{d}{e}{f}{g}"))
+    };
     let shipped = include_str!("../../scenarios/seed-reserve.toml");
     let flipped = proptest::collection::vec((0..shipped.len(), any::<u8>()), 1..4).prop_map(move |edits| {
         let mut bytes = shipped.as_bytes().to_vec();
@@ -483,7 +554,7 @@ fn scenario() -> impl Strategy<Value = String> {
         }
         String::from_utf8_lossy(&bytes).into_owned()
     });
-    prop_oneof![6 => structured, 2 => flipped, 1 => "\\PC{0,200}"]
+    prop_oneof![4 => structured(true), 3 => structured(false), 2 => flipped, 1 => "\\PC{0,200}"]
 }
 
 #[test]
