@@ -18,6 +18,8 @@ pub struct ApiError {
     message: String,
     /// What the log shows (for a 500, the internal detail the client never sees).
     cause: String,
+    /// Seconds for a `Retry-After` header (429, 503).
+    retry_after: Option<u64>,
 }
 
 /// The cause of an error response, for the request log line.
@@ -36,6 +38,7 @@ impl ApiError {
             code: "INVALID_ARGUMENT",
             cause: message.clone(),
             message,
+            retry_after: None,
         }
     }
 
@@ -46,6 +49,7 @@ impl ApiError {
             code: "MALFORMED_JSON",
             message: format!("the request body is not valid JSON: {detail}"),
             cause: format!("malformed JSON: {detail}"),
+            retry_after: None,
         }
     }
 
@@ -57,6 +61,18 @@ impl ApiError {
             code,
             cause: message.clone(),
             message,
+            retry_after: None,
+        }
+    }
+
+    /// A 429 RATE_LIMITED with `Retry-After: seconds`.
+    pub fn rate_limited(seconds: u64, message: String) -> ApiError {
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "RATE_LIMITED",
+            cause: message.clone(),
+            message,
+            retry_after: Some(seconds),
         }
     }
 
@@ -67,6 +83,7 @@ impl ApiError {
             code: "INTERNAL",
             message: "Internal server error".into(),
             cause: detail.into(),
+            retry_after: None,
         }
     }
 
@@ -94,6 +111,8 @@ impl From<Error> for ApiError {
             code: e.code(),
             cause: message.clone(),
             message,
+            // The lock service is down: worth another try in a second.
+            retry_after: (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1),
         }
     }
 }
@@ -115,6 +134,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response.extensions_mut().insert(ErrorCause {
             code: self.code,

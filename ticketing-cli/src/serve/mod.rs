@@ -13,12 +13,14 @@
 mod auth;
 mod dto;
 mod error;
+mod limits;
 mod metrics;
 mod observe;
 mod router;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +56,15 @@ pub struct ServeArgs {
     /// Threads that run read-only core calls (default: one per core).
     #[arg(long, env = "TICKETING_READ_THREADS")]
     pub read_threads: Option<usize>,
+    /// Rate limits on token issue and reserve: on, or off (benchmarks, load tests).
+    #[arg(long, env = "TICKETING_RATE_LIMIT", default_value = "on", value_parser = ["on", "off"])]
+    pub rate_limit: String,
+    /// Token issues and reserves a second from one client address.
+    #[arg(long, env = "TICKETING_RATE_LIMIT_IP", default_value_t = NonZeroU32::new(2000).expect("not zero"))]
+    pub rate_limit_ip: NonZeroU32,
+    /// Token issues, and reserves, a minute from one user.
+    #[arg(long, env = "TICKETING_RATE_LIMIT_USER", default_value_t = NonZeroU32::new(60).expect("not zero"))]
+    pub rate_limit_user: NonZeroU32,
 }
 
 /// The state every handler shares.
@@ -62,6 +73,8 @@ pub(crate) struct AppState {
     pub ticketing: Ticketing,
     pub metrics: Arc<metrics::Metrics>,
     pub reads: ReadPool,
+    /// `None` with `--rate-limit off`.
+    pub limits: Option<Arc<limits::RateLimits>>,
 }
 
 /// Runs `ticketing serve` until SIGINT or SIGTERM.
@@ -92,7 +105,9 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(2, |n| n.get()),
     };
-    let outcome = runtime.block_on(serve(ticketing.clone(), &args.addr, read_threads));
+    let limits =
+        (args.rate_limit == "on").then(|| Arc::new(limits::RateLimits::new(args.rate_limit_ip, args.rate_limit_user)));
+    let outcome = runtime.block_on(serve(ticketing.clone(), &args.addr, read_threads, limits));
     // Let blocking calls still running finish, then close the database (the writer thread
     // commits what it has and checkpoints the WAL when the last handle goes).
     runtime.shutdown_timeout(DRAIN_FOR);
@@ -102,7 +117,12 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(ticketing: Ticketing, addr: &str, read_threads: usize) -> anyhow::Result<()> {
+async fn serve(
+    ticketing: Ticketing,
+    addr: &str,
+    read_threads: usize,
+    limits: Option<Arc<limits::RateLimits>>,
+) -> anyhow::Result<()> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr)
         .await
         .map_err(|e| UsageError(format!("--addr `{addr}` is not a usable HOST:PORT: {e}")))?
@@ -119,11 +139,22 @@ async fn serve(ticketing: Ticketing, addr: &str, read_threads: usize) -> anyhow:
         ticketing: ticketing.clone(),
         metrics: Arc::new(metrics::Metrics::default()),
         reads: ReadPool::start(read_threads)?,
+        limits: limits.clone(),
     };
+    if let Some(limits) = limits {
+        // Keys idle long enough to be back at a full burst are forgotten, so memory stays flat.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                limits.forget_idle();
+            }
+        });
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let sweeper = tokio::spawn(sweep_loop(ticketing, stop_rx));
     let app = router::router(state);
-    let served = axum::serve(listener, app)
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await;
     let _ = stop_tx.send(true);

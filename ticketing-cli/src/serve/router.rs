@@ -22,6 +22,7 @@ use super::dto::{
     TokenRequest,
 };
 use super::error::ApiError;
+use super::limits::ClientIp;
 use super::{blocking, observe, AppState};
 
 type Handler = fn() -> MethodRouter<AppState>;
@@ -130,9 +131,17 @@ fn object(body: Result<Bytes, BytesRejection>) -> Result<JsonObject, ApiError> {
     responses(
         (status = 200, description = "The token and its place", body = Envelope<TokenData>),
         (status = 400, description = "userId missing, mistyped or ≤ 0", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address or user (see Retry-After)", body = ErrorBody),
     ))]
-async fn issue_token(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn issue_token(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let user_id = object(body)?.id("userId")?;
+    if let Some(limits) = &s.limits {
+        limits.check(ip, &format!("user:{user_id}"))?;
+    }
     let t = s.ticketing;
     let view = blocking(move || t.issue_token(user_id)).await?;
     json(&Envelope::success(TokenData::issued(view)))
@@ -260,6 +269,7 @@ async fn available_seats(
     ))]
 async fn reserve(
     State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
     token: RequestToken,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -270,6 +280,9 @@ async fn reserve(
         seat_id: body.id("seatId")?,
         user_id: body.opt_id("userId")?,
     };
+    if let Some(limits) = &s.limits {
+        limits.check(ip, &format!("token:{}", cmd.token))?;
+    }
     let t = s.ticketing;
     let hold = blocking(move || t.reserve(cmd)).await?;
     json(&Envelope::success(ReserveData {
