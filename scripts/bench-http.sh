@@ -65,7 +65,7 @@ for strategy in $STRATEGIES; do
   small=$(query "SELECT id FROM concert_options WHERE concert_date = '2027-06-01'")
 
   "$BIN" serve --db "$OUT/bench.db" --strategy "$strategy" --addr 127.0.0.1:0 \
-    --max-active 1000000 --max-holds 1 --token-ttl 1h --hold-ttl 1h \
+    --max-active 1000000 --max-holds 1 --token-ttl 1h --hold-ttl 1h --rate-limit off \
     ${TICKETING_REDIS_URL:+--redis-url "$TICKETING_REDIS_URL"} >"$OUT/stdout" 2>"$OUT/server.log" &
   server=$!
   for _ in $(seq 100); do grep -q listening "$OUT/stdout" 2>/dev/null && break; sleep 0.1; done
