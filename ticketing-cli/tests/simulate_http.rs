@@ -1,24 +1,100 @@
-//! `--target`: the sold-out rush (scaled down) over real HTTP against `ticketing serve` on an
-//! ephemeral port, with the invariants checked from the client-side history and final reads.
+//! `--target`: scenarios over real HTTP against `ticketing serve` on an ephemeral port, with
+//! the invariants checked from the client-side history and final reads: the sold-out rush
+//! (scaled down) and the seed's use-points case through `PATCH /api/balance/use`.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
 
-struct Server(Child);
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ticketing");
+
+/// A `ticketing serve` child, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    /// Starts a server on `db` on an ephemeral port and waits for its address.
+    fn start(db: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(extra)
+            .arg("--db")
+            .arg(db)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut server = Server {
+            child,
+            url: String::new(),
+        };
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.strip_prefix("listening on ") {
+                server.url = rest.trim().to_string();
+                break;
+            }
+        }
+        assert!(!server.url.is_empty(), "the server prints its address");
+        server
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
+}
+
+/// Runs `ticketing simulate ARGS --target URL --json FILE` in `dir`; the output, all of its
+/// text, and the JSON report's first run.
+fn simulate(dir: &Path, url: &str, args: &[&str]) -> (Output, String, Value) {
+    let json = dir.join("http.json");
+    let out = Command::new(BIN)
+        .current_dir(dir)
+        .arg("simulate")
+        .args(args)
+        .args(["--target", url, "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let run = v["scenarios"][0]["runs"][0].clone();
+    assert_eq!(run["strategy"], format!("http {url}"));
+    (out, all, run)
+}
+
+fn assert_checks_hold(run: &Value, names: &[&str], all: &str) {
+    let checks = run["checks"].as_array().unwrap();
+    for name in names {
+        assert!(
+            checks.iter().any(|c| c["name"] == *name && c["ok"] == true),
+            "{name} holds: {all}"
+        );
+    }
+    assert!(checks.iter().all(|c| c["ok"] == true), "every check holds: {all}");
 }
 
 #[test]
 fn sold_out_rush_over_http() {
-    let bin = env!("CARGO_BIN_EXE_ticketing");
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("server.db");
-    let added = Command::new(bin)
+    let added = Command::new(BIN)
         .args([
             "admin",
             "concert",
@@ -33,63 +109,62 @@ fn sold_out_rush_over_http() {
         .output()
         .unwrap();
     assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let server = Server::start(&db, &["--max-active", "500"]);
 
-    let mut child = Command::new(bin)
-        .args(["serve", "--addr", "127.0.0.1:0", "--max-active", "500", "--db"])
-        .arg(&db)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    let mut url = None;
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("listening on ") {
-            url = Some(rest.trim().to_string());
-            break;
-        }
-    }
-    let url = url.expect("the server prints its address");
-
-    let json = dir.path().join("http.json");
-    let out = Command::new(bin)
-        .current_dir(dir.path())
-        .args([
-            "simulate",
-            "sold-out-rush",
-            "--users",
-            "400",
-            "--target",
-            &url,
-            "--json",
-        ])
-        .arg(&json)
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(0), "{all}");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let run = &v["scenarios"][0]["runs"][0];
-    assert_eq!(run["strategy"], format!("http {url}"));
+    let (_, all, run) = simulate(dir.path(), &server.url, &["sold-out-rush", "--users", "400"]);
     assert_eq!(run["users"]["done"], 100, "{all}");
-    let checks = run["checks"].as_array().unwrap();
-    for name in [
-        "no seat paid twice (client history)",
-        "money conserved per user (client history + final balances)",
-        "expect.sold_out = true",
-        "expect.paid = 100",
-    ] {
-        assert!(
-            checks.iter().any(|c| c["name"] == name && c["ok"] == true),
-            "{name} holds: {all}"
-        );
-    }
-    drop(server);
+    assert_checks_hold(
+        &run,
+        &[
+            "no seat paid twice (client history)",
+            "money conserved per user (client history + final balances)",
+            "expect.sold_out = true",
+            "expect.paid = 100",
+        ],
+        &all,
+    );
+}
+
+/// The seed's second case over HTTP: 10 concurrent `PATCH /api/balance/use` of 100 on a
+/// wallet of 10,000 leave exactly 9000, every use succeeds, and the seed's columns say so.
+#[test]
+fn seed_use_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("server.db"), &[]);
+
+    let (out, all, run) = simulate(dir.path(), &server.url, &["seed-use"]);
+    assert_eq!(run["seed"]["finalPoints"].as_f64(), Some(9000.0), "{all}");
+    assert_eq!(run["seed"]["successes"], 10, "{all}");
+    assert_eq!(run["seed"]["failures"], 0, "{all}");
+    assert_checks_hold(
+        &run,
+        &[
+            "money conserved per user (client history + final balances)",
+            "expect.balances user 1 = 9000.00",
+            "expect.ok.use = 10",
+            "expect.failed.use = 0",
+        ],
+        &all,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("final points"),
+        "the seed's columns are printed:\n{stdout}"
+    );
+
+    // The server's own read agrees with the client.
+    let balance = get_json(&server.url, "/api/balance?userId=1");
+    assert_eq!(balance["balance"].as_f64(), Some(9000.0), "{balance}");
+}
+
+/// A GET over a plain TCP socket (the test crate has no HTTP client dependency).
+fn get_json(base: &str, path: &str) -> Value {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body.trim()).unwrap_or_else(|_| panic!("a JSON body: {text}"))
 }

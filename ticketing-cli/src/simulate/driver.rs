@@ -266,14 +266,18 @@ impl Driver {
         }
     }
 
-    /// Use points (the seed's case; in-process only: the HTTP API has no such endpoint).
+    /// `PATCH /api/balance/use` (the seed's "use points"): the new balance.
     pub async fn use_points(&self, user: i64, amount: Money) -> Reply<Money> {
         match self {
             Driver::InProcess(t) => {
                 let t = t.clone();
                 blocking(move || t.use_points(user, amount)).await
             }
-            Driver::Http(_) => Err(Failure::error("UNSUPPORTED", "the HTTP API has no use-points endpoint")),
+            Driver::Http(h) => {
+                let body = json!({"userId": user, "amount": amount.as_f64()});
+                let v = h.send(Method::Patch, "/api/balance/use", None, Some(body)).await?;
+                money_of(&v["balance"]).ok_or_else(|| bad_body("use", &v))
+            }
         }
     }
 

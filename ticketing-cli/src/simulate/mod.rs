@@ -140,13 +140,6 @@ pub fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<ExitCode> 
                 }
             }
         }
-        if args.target.is_some() && s.journey.uses_points() {
-            return Err(UsageError(format!(
-                "scenario {} uses points, which the HTTP API has no endpoint for; run it in-process",
-                s.name
-            ))
-            .into());
-        }
         scenarios.push(Arc::new(s));
     }
     let targets = match &args.target {

@@ -301,11 +301,6 @@ impl Journey {
             _ => None,
         }
     }
-
-    /// Whether the journey needs an operation the HTTP API lacks.
-    pub fn uses_points(&self) -> bool {
-        matches!(self, Journey::Use { .. } | Journey::Wallet { .. })
-    }
 }
 
 /// What must hold at the end.
