@@ -18,6 +18,5 @@ if [ -z "${CRASH_NO_REDIS:-}" ] && [ -z "${TICKETING_TEST_REDIS_URL:-}" ]; then
 fi
 
 start=$(date +%s)
-TICKETING_CRASH_KILLS="$kills" cargo test --release -p ticketing-cli --test reliability_crash -- \
-    --nocapture --test-threads 1
+TICKETING_CRASH_KILLS="$kills" cargo test -p ticketing-cli --test reliability_crash -- --nocapture
 echo "crash-test: $kills kills per strategy survived in $(( $(date +%s) - start )) s"

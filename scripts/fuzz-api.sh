@@ -93,6 +93,6 @@ echo "fuzz-api: $examples examples per operation, $requests requests refused wit
 
 if [ -n "$long" ]; then
     TICKETING_FUZZ_CASES=50000 TICKETING_FUZZ_SCENARIOS=2000 \
-        cargo test --release -p ticketing-cli --test reliability_fuzz -- --nocapture || fail=1
+        cargo test -p ticketing-cli --test reliability_fuzz -- --nocapture || fail=1
 fi
 exit "$fail"
