@@ -1,18 +1,21 @@
 //! The metrics aggregator. Virtual users only send [`Event`]s over a channel; one aggregator
 //! thread owns every histogram and counter (no locks on the hot path, nothing shared), and the
-//! progress bar only reads what the aggregator tells it.
+//! progress bar and the `--tui` screen only read what the aggregator tells them (the screen
+//! through a [`Publisher`]'s periodic copies).
 //!
 //! Latency is `end − intended start`: the moment the request was due (the user's scheduled
 //! arrival, or the end of its previous step plus think time), not the moment it was sent. A
 //! request that waited behind a slow one is charged for the wait (no coordinated omission).
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
+
+use super::live::{Publisher, PUBLISH_EVERY};
 
 /// Width of one bucket of the throughput-over-time series.
 pub const TIMELINE_BUCKET: Duration = Duration::from_millis(100);
@@ -231,12 +234,13 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    /// Starts the aggregator; `progress` counts finished users.
-    pub fn start(progress: ProgressBar) -> std::io::Result<(Sender<Event>, Aggregator)> {
+    /// Starts the aggregator; `progress` counts finished users; `live`, when given, receives a
+    /// copy of the figures every [`PUBLISH_EVERY`] and at the end.
+    pub fn start(progress: ProgressBar, live: Option<Publisher>) -> std::io::Result<(Sender<Event>, Aggregator)> {
         let (tx, rx) = std::sync::mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("simulate-metrics".into())
-            .spawn(move || aggregate(rx, progress))?;
+            .spawn(move || aggregate(rx, progress, live))?;
         Ok((tx, Aggregator { handle }))
     }
 
@@ -248,7 +252,7 @@ impl Aggregator {
     }
 }
 
-fn aggregate(rx: Receiver<Event>, progress: ProgressBar) -> Stats {
+fn aggregate(rx: Receiver<Event>, progress: ProgressBar, live: Option<Publisher>) -> Stats {
     let mut stats = Stats {
         ops: BTreeMap::new(),
         done: 0,
@@ -256,51 +260,72 @@ fn aggregate(rx: Receiver<Event>, progress: ProgressBar) -> Stats {
         gave_up: 0,
         history: History::default(),
     };
-    for event in rx {
-        match event {
-            Event::Request {
-                op,
-                outcome,
-                retry,
-                intended,
-                end,
-            } => {
-                let s = stats.ops.entry(op).or_insert_with(OpStats::new);
-                s.count += 1;
-                match outcome {
-                    Outcome::Ok => s.ok += 1,
-                    Outcome::Conflict => s.conflicts += 1,
-                    Outcome::Rejected => s.rejected += 1,
-                    Outcome::Error => s.errors += 1,
-                }
-                s.retries += u64::from(retry);
-                let micros = u64::try_from(end.saturating_sub(intended).as_micros()).unwrap_or(u64::MAX);
-                s.latency.saturating_record(micros.max(1));
-                s.first_start = s.first_start.min(intended);
-                s.last_end = s.last_end.max(end);
-                let bucket = (end.as_millis() / TIMELINE_BUCKET.as_millis()) as usize;
-                if s.timeline.len() <= bucket {
-                    s.timeline.resize(bucket + 1, 0);
-                }
-                s.timeline[bucket] += 1;
-            }
-            Event::Paid {
-                user,
-                reservation,
-                seat,
-                cents,
-            } => stats.history.paid.push((user, reservation, seat, cents)),
-            Event::Money { user, cents } => *stats.history.moved.entry(user).or_default() += cents,
-            Event::MoneyUnknown { user } => stats.history.unknown.push(user),
-            Event::UserDone(end) => {
-                match end {
-                    UserEnd::Done => stats.done += 1,
-                    UserEnd::SoldOut => stats.sold_out += 1,
-                    UserEnd::GaveUp => stats.gave_up += 1,
-                }
-                progress.inc(1);
-            }
+    let Some(live) = live else {
+        for event in rx {
+            record(&mut stats, event, &progress);
+        }
+        return stats;
+    };
+    let mut published = Instant::now();
+    live.publish(&stats);
+    loop {
+        match rx.recv_timeout(PUBLISH_EVERY) {
+            Ok(event) => record(&mut stats, event, &progress),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if published.elapsed() >= PUBLISH_EVERY {
+            live.publish(&stats);
+            published = Instant::now();
         }
     }
+    live.publish(&stats);
     stats
+}
+
+fn record(stats: &mut Stats, event: Event, progress: &ProgressBar) {
+    match event {
+        Event::Request {
+            op,
+            outcome,
+            retry,
+            intended,
+            end,
+        } => {
+            let s = stats.ops.entry(op).or_insert_with(OpStats::new);
+            s.count += 1;
+            match outcome {
+                Outcome::Ok => s.ok += 1,
+                Outcome::Conflict => s.conflicts += 1,
+                Outcome::Rejected => s.rejected += 1,
+                Outcome::Error => s.errors += 1,
+            }
+            s.retries += u64::from(retry);
+            let micros = u64::try_from(end.saturating_sub(intended).as_micros()).unwrap_or(u64::MAX);
+            s.latency.saturating_record(micros.max(1));
+            s.first_start = s.first_start.min(intended);
+            s.last_end = s.last_end.max(end);
+            let bucket = (end.as_millis() / TIMELINE_BUCKET.as_millis()) as usize;
+            if s.timeline.len() <= bucket {
+                s.timeline.resize(bucket + 1, 0);
+            }
+            s.timeline[bucket] += 1;
+        }
+        Event::Paid {
+            user,
+            reservation,
+            seat,
+            cents,
+        } => stats.history.paid.push((user, reservation, seat, cents)),
+        Event::Money { user, cents } => *stats.history.moved.entry(user).or_default() += cents,
+        Event::MoneyUnknown { user } => stats.history.unknown.push(user),
+        Event::UserDone(end) => {
+            match end {
+                UserEnd::Done => stats.done += 1,
+                UserEnd::SoldOut => stats.sold_out += 1,
+                UserEnd::GaveUp => stats.gave_up += 1,
+            }
+            progress.inc(1);
+        }
+    }
 }

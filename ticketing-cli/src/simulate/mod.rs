@@ -5,16 +5,21 @@
 //! Where things are: [`scenario`] (the TOML format and the shipped scenarios), [`journey`]
 //! (virtual users), [`driver`] (in-process | HTTP), [`metrics`] (the one aggregator that owns
 //! the histograms), [`check`] (invariants and expectations), [`baseline`] (raw SQLite commit
-//! rate), [`report`] (the only writer of output: table, `--json`, `--report` HTML). This file
-//! picks the targets, sets each run up, paces arrivals and collects results.
+//! rate), [`report`] (the only writer of output: table, `--json`, `--report` HTML), [`live`]
+//! (what the aggregator publishes for `--tui`) and [`screen`] (the `--tui` view, which only
+//! reads). This file picks the targets, sets each run up, paces arrivals and collects results.
 
 mod baseline;
 mod check;
 mod driver;
 mod journey;
+mod live;
+#[cfg(test)]
+mod live_tests;
 mod metrics;
 mod report;
 mod scenario;
+mod screen;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -27,6 +32,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ticketing_core::admin::NewConcert;
 use ticketing_core::{Config, ContentionSnapshot, Durability, Money, StrategyKind, Ticketing, TokenStatus};
 use tokio::runtime::Runtime;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -34,8 +40,10 @@ use crate::{GlobalArgs, UsageError};
 use check::Check;
 use driver::{Driver, HttpDriver};
 use journey::{Prepared, RunContext};
+use live::{Live, Phase, RunLive, RunState};
 use metrics::{Aggregator, Stats};
 use scenario::{Journey, Scenario, ScenarioError};
+use screen::Screen;
 
 /// Flags of `ticketing simulate`.
 #[derive(Debug, clap::Args)]
@@ -66,6 +74,13 @@ pub struct SimulateArgs {
     /// Skip the raw SQLite commit-rate baseline.
     #[arg(long)]
     pub no_baseline: bool,
+    /// Show the runs live in a terminal view (progress, throughput, latency); `q` cancels.
+    /// The tables print when the view is left.
+    #[arg(long)]
+    pub tui: bool,
+    /// Panic in the live view after this long (to check that the terminal is given back).
+    #[arg(long, hide = true, value_parser = crate::parse_duration)]
+    pub panic_after: Option<Duration>,
 }
 
 /// Where one run's requests go.
@@ -115,8 +130,147 @@ pub struct ScenarioResult {
     pub runs: Vec<RunResult>,
 }
 
+/// The scenarios and targets of one command, validated.
+struct Plan {
+    durability: Durability,
+    scenarios: Vec<Arc<Scenario>>,
+    targets: Vec<Target>,
+}
+
+impl Plan {
+    /// Every run, pending, as the live view lists them.
+    fn runs_live(&self) -> Vec<RunLive> {
+        let mut runs = Vec::new();
+        for (i, s) in self.scenarios.iter().enumerate() {
+            for t in &self.targets {
+                runs.push(RunLive {
+                    scenario_index: i,
+                    scenario: s.name.clone(),
+                    label: t.label(),
+                    users: s.load.users,
+                    ..RunLive::default()
+                });
+            }
+        }
+        runs
+    }
+}
+
+/// Where the text output goes: stdout at once, or kept until the live view gives the
+/// terminal back.
+struct Out {
+    deferred: Option<String>,
+}
+
+impl Out {
+    fn text(&mut self, text: &str) {
+        match &mut self.deferred {
+            Some(kept) => kept.push_str(text),
+            None => print!("{text}"),
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        self.text(line);
+        self.text("\n");
+    }
+}
+
+/// What the runs gave.
+struct Simulated {
+    results: Vec<ScenarioResult>,
+    baseline: Option<baseline::Baseline>,
+    /// `q` in the live view stopped the runs.
+    cancelled: bool,
+}
+
+/// The live view asked the runs to stop.
+#[derive(Debug)]
+struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cancelled from the live view")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
 /// Runs `ticketing simulate`.
 pub fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let plan = plan(global, &args)?;
+    if args.tui && !(std::io::stdout().is_terminal() && std::io::stdin().is_terminal()) {
+        return Err(UsageError("--tui needs a terminal (stdin and stdout)".into()).into());
+    }
+    let mut out = Out {
+        deferred: args.tui.then(String::new),
+    };
+    // Held for the whole command: only the screen ever sends `true`.
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let (live, screen) = if args.tui {
+        let (live, board) = Live::new(plan.runs_live());
+        let screen = Screen::start(board, cancel_tx.clone(), args.panic_after)?;
+        (Some(live), Some(screen))
+    } else {
+        (None, None)
+    };
+    let outcome = execute(global, &args, &plan, live.as_ref(), cancel_rx, &mut out);
+    let left = match screen {
+        Some(screen) => {
+            if let Some(live) = &live {
+                match &outcome {
+                    Ok(s) => live.set_phase(Phase::Finished {
+                        ok: !s.cancelled && all_ok(&s.results),
+                    }),
+                    Err(e) => live.set_phase(Phase::Failed(format!("{e:#}"))),
+                }
+            }
+            Some(screen.finish())
+        }
+        None => None,
+    };
+    drop(cancel_tx);
+    // The terminal is ours again: what was kept prints now.
+    if let Some(kept) = out.deferred.take() {
+        print!("{kept}");
+    }
+    let simulated = outcome?;
+    if let Some(Err(e)) = left {
+        return Err(e);
+    }
+    if simulated.cancelled {
+        println!(
+            "CANCELLED from the live view after {} of {} scenarios; no --json or --report written",
+            simulated.results.len(),
+            plan.scenarios.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let ok = all_ok(&simulated.results);
+    if let Some(path) = &args.json {
+        report::write_json(path, &simulated.results, simulated.baseline.as_ref(), &args)?;
+    }
+    if let Some(dir) = &args.report {
+        let page = report::write_html(dir, &simulated.results, simulated.baseline.as_ref(), &args)?;
+        println!("report: {}", page.display());
+    }
+    println!(
+        "{}",
+        if ok {
+            "PASS: every invariant and expectation holds"
+        } else {
+            "FAIL: see the failed checks above"
+        }
+    );
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn all_ok(results: &[ScenarioResult]) -> bool {
+    results.iter().all(|r| r.runs.iter().all(RunResult::ok))
+}
+
+/// Validates the flags and loads the scenarios.
+fn plan(global: &GlobalArgs, args: &SimulateArgs) -> anyhow::Result<Plan> {
     let durability: Durability = global.durability.parse().map_err(UsageError)?;
     if args.concurrency == 0 || args.concurrency > 4096 {
         return Err(UsageError("--concurrency must be between 1 and 4096".into()).into());
@@ -140,6 +294,12 @@ pub fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<ExitCode> 
                 }
             }
         }
+        if let (Some(_), Some(m)) = (&args.target, s.queue.max_active) {
+            eprintln!(
+                "note: {}: over HTTP the server's own queue settings apply (start it with --max-active {m} to match the scenario)",
+                s.name
+            );
+        }
         scenarios.push(Arc::new(s));
     }
     let targets = match &args.target {
@@ -151,7 +311,23 @@ pub fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<ExitCode> 
         }
         None => strategies(global)?.into_iter().map(Target::Core).collect(),
     };
+    Ok(Plan {
+        durability,
+        scenarios,
+        targets,
+    })
+}
 
+/// Measures the baseline and runs every scenario on every target, in order; stops early when
+/// `cancel` turns true.
+fn execute(
+    global: &GlobalArgs,
+    args: &SimulateArgs,
+    plan: &Plan,
+    live: Option<&Live>,
+    cancel: watch::Receiver<bool>,
+    out: &mut Out,
+) -> anyhow::Result<Simulated> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()).min(4))
         .max_blocking_threads(args.concurrency)
@@ -168,47 +344,63 @@ pub fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<ExitCode> 
     } else {
         Some(baseline::measure(
             workdir.path(),
-            durability,
+            plan.durability,
             Duration::from_millis(300),
         )?)
     };
     if let Some(b) = &baseline {
-        println!(
+        out.line(&format!(
             "baseline: raw SQLite commit rate {:.0}/s for the conditional seat update (durability {}, one statement per transaction)",
             b.commits_per_second, b.durability
-        );
+        ));
     }
 
     let mut results = Vec::new();
-    for scenario in scenarios {
+    let mut index = 0;
+    for scenario in &plan.scenarios {
         let mut runs = Vec::new();
-        for target in &targets {
-            let run = run_one(&runtime, global, &args, durability, &scenario, target, workdir.path())
-                .with_context(|| format!("scenario {} on {}", scenario.name, target.label()))?;
+        for target in &plan.targets {
+            let this = Live::run_of(live, index);
+            index += 1;
+            let run = run_one(
+                &runtime,
+                global,
+                args,
+                plan.durability,
+                scenario,
+                target,
+                workdir.path(),
+                this,
+                cancel.clone(),
+            );
+            let run = match run {
+                Ok(run) => run,
+                Err(e) if e.is::<Cancelled>() => {
+                    return Ok(Simulated {
+                        results,
+                        baseline,
+                        cancelled: true,
+                    })
+                }
+                Err(e) => return Err(e.context(format!("scenario {} on {}", scenario.name, target.label()))),
+            };
+            if let Some((live, i)) = this {
+                live.set_state(i, RunState::Done { ok: run.ok() });
+            }
             runs.push(run);
         }
-        let result = ScenarioResult { scenario, runs };
-        report::print_scenario(&result, baseline.as_ref());
+        let result = ScenarioResult {
+            scenario: scenario.clone(),
+            runs,
+        };
+        out.text(&report::scenario_text(&result, baseline.as_ref()));
         results.push(result);
     }
-
-    let ok = results.iter().all(|r| r.runs.iter().all(RunResult::ok));
-    if let Some(path) = &args.json {
-        report::write_json(path, &results, baseline.as_ref(), &args)?;
-    }
-    if let Some(dir) = &args.report {
-        let page = report::write_html(dir, &results, baseline.as_ref(), &args)?;
-        println!("report: {}", page.display());
-    }
-    println!(
-        "{}",
-        if ok {
-            "PASS: every invariant and expectation holds"
-        } else {
-            "FAIL: see the failed checks above"
-        }
-    );
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(Simulated {
+        results,
+        baseline,
+        cancelled: false,
+    })
 }
 
 /// The strategies to run: `--strategy`'s (`all` or a comma list) when given on the command line
@@ -263,8 +455,8 @@ fn core_config(
     config
 }
 
-fn progress_bar(users: u64, label: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
+fn progress_bar(users: u64, label: &str, live: bool) -> ProgressBar {
+    if live || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(users);
@@ -286,7 +478,12 @@ fn run_one(
     scenario: &Arc<Scenario>,
     target: &Target,
     workdir: &std::path::Path,
+    live: Option<(&Live, usize)>,
+    mut cancel: watch::Receiver<bool>,
 ) -> anyhow::Result<RunResult> {
+    if let Some((live, i)) = live {
+        live.set_state(i, RunState::Setup);
+    }
     let (driver, core, concert_ids, _db_dir) = match target {
         Target::Core(strategy) => {
             let dir = tempfile::Builder::new().prefix(strategy.name()).tempdir_in(workdir)?;
@@ -307,18 +504,26 @@ fn run_one(
         Target::Http(url) => {
             let http = Arc::new(HttpDriver::new(url, args.concurrency)?);
             let ids = runtime.block_on(http_concerts(&http, scenario))?;
-            if scenario.queue.max_active.is_some() {
-                eprintln!(
-                    "note: over HTTP the server's own queue settings apply (start it with --max-active {} to match the scenario)",
-                    scenario.queue.max_active.unwrap_or_default()
-                );
-            }
             (Driver::Http(http), None, ids, None)
         }
     };
-    let result = runtime.block_on(drive(args, scenario, target, driver, core.as_ref(), concert_ids));
+    let work = drive(args, scenario, target, driver, core.as_ref(), concert_ids, live);
+    // Dropping the run's future on cancel aborts its users (their JoinSet goes with it).
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = work => r,
+            () = cancelled(&mut cancel) => Err(Cancelled.into()),
+        }
+    });
     drop(core);
     result
+}
+
+/// Resolves once `cancel` turns true (never, if its sender is gone without doing so).
+async fn cancelled(cancel: &mut watch::Receiver<bool>) {
+    if cancel.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 async fn http_concerts(http: &HttpDriver, scenario: &Scenario) -> anyhow::Result<Vec<i64>> {
@@ -352,13 +557,22 @@ async fn drive(
     driver: Driver,
     core: Option<&Ticketing>,
     concert_ids: Vec<i64>,
+    live: Option<(&Live, usize)>,
 ) -> anyhow::Result<RunResult> {
     setup_wallets(&driver, scenario).await?;
     let prepared = prepare(&driver, scenario, &concert_ids).await?;
     let before = core.map(Ticketing::contention);
-    let bar = progress_bar(scenario.load.users, &format!("{} · {}", scenario.name, target.label()));
-    let (events, aggregator) = Aggregator::start(bar.clone())?;
+    let bar = progress_bar(
+        scenario.load.users,
+        &format!("{} · {}", scenario.name, target.label()),
+        live.is_some(),
+    );
     let t0 = Instant::now() + Duration::from_millis(5);
+    let publisher = live.map(|(live, i)| {
+        live.set_state(i, RunState::Running);
+        live.publisher(i, t0.into_std())
+    });
+    let (events, aggregator) = Aggregator::start(bar.clone(), publisher)?;
     let ctx = Arc::new(RunContext {
         driver: driver.clone(),
         scenario: scenario.clone(),
@@ -387,6 +601,9 @@ async fn drive(
     drop(ctx);
     let stats = tokio::task::spawn_blocking(move || aggregator.finish()).await??;
     bar.finish_and_clear();
+    if let Some((live, i)) = live {
+        live.set_state(i, RunState::Checking);
+    }
     let contention = core.map(|t| {
         let after = t.contention();
         let b = before.unwrap_or_default();

@@ -132,8 +132,8 @@ fn ratios(runs: &[RunResult], op: Op, i: usize) -> Vec<(&'static str, Option<f64
 
 // ----- the terminal ----------------------------------------------------------------------------
 
-/// Prints one scenario's results on stdout.
-pub fn print_scenario(result: &ScenarioResult, baseline: Option<&Baseline>) {
+/// One scenario's results as the terminal shows them.
+pub fn scenario_text(result: &ScenarioResult, baseline: Option<&Baseline>) -> String {
     let mut out = String::new();
     let s = &result.scenario;
     let runs = &result.runs;
@@ -274,7 +274,7 @@ pub fn print_scenario(result: &ScenarioResult, baseline: Option<&Baseline>) {
             let _ = writeln!(out, "FAIL {} · {} {}: {}", run.label, c.kind, c.name, c.detail);
         }
     }
-    print!("{out}");
+    out
 }
 
 // ----- JSON ------------------------------------------------------------------------------------
