@@ -5,7 +5,7 @@
 //! ([`super::dto`]), makes one call into the core on the blocking pool, and renders a DTO.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -205,9 +205,11 @@ async fn concerts(State(s): State<AppState>) -> Result<Response, ApiError> {
     ))]
 async fn available_dates(
     State(s): State<AppState>,
-    Path(concert_id): Path<String>,
+    concert_id: Result<Path<String>, PathRejection>,
     token: RequestToken,
 ) -> Result<Response, ApiError> {
+    // A segment that is not even UTF-8 gets the API's error body too, not axum's plain text.
+    let Path(concert_id) = concert_id.map_err(|_| ApiError::bad_input("concertId must be a positive integer"))?;
     let concert_id = id_text("concertId", &concert_id)?;
     let (t, token) = (s.ticketing, token.into_string());
     let dates = s.reads.run(move || t.available_dates(&token, concert_id)).await?;
@@ -239,9 +241,11 @@ async fn available_dates(
     ))]
 async fn available_seats(
     State(s): State<AppState>,
-    Path(option_id): Path<String>,
+    option_id: Result<Path<String>, PathRejection>,
     token: RequestToken,
 ) -> Result<Response, ApiError> {
+    // A segment that is not even UTF-8 gets the API's error body too, not axum's plain text.
+    let Path(option_id) = option_id.map_err(|_| ApiError::bad_input("concertOptionId must be a positive integer"))?;
     let option_id = id_text("concertOptionId", &option_id)?;
     let (t, token) = (s.ticketing, token.into_string());
     let seats = s.reads.run(move || t.available_seats(&token, option_id)).await?;
