@@ -132,7 +132,27 @@ async fn purchase_story(strategy: &'static str) {
         s.get("/api/balance?userId=7", None).await.ok(),
         &json!({ "balance": 50000.75 })
     );
-    let used = s.patch("/api/balance/use", json!({ "userId": 7, "amount": 0.5 })).await;
+    // Spending needs the owner's token: none is 401, another user's is 403.
+    s.patch("/api/balance/use", json!({ "userId": 7, "amount": 0.5 }))
+        .await
+        .assert_error(401, "TOKEN_MISSING");
+    let (other, _) = s.token(8).await;
+    s.send(
+        "PATCH",
+        "/api/balance/use",
+        Some(&format!("Bearer {other}")),
+        Some(&json!({ "userId": 7, "amount": 0.5 })),
+    )
+    .await
+    .assert_error(403, "USER_MISMATCH");
+    let used = s
+        .send(
+            "PATCH",
+            "/api/balance/use",
+            Some(&format!("Bearer {token}")),
+            Some(&json!({ "userId": 7, "amount": 0.5 })),
+        )
+        .await;
     assert_eq!(used.ok(), &json!({ "balance": 50000.25 }));
 
     // Pay: the seed's envelope, the new balance; the seat is sold, the token spent.
@@ -306,9 +326,16 @@ async fn error_classes(strategy: &'static str) {
     raw("PATCH", "/api/balance/charge", "{\"userId\":0,\"amount\":10}")
         .await
         .assert_bad("INVALID_ARGUMENT", "userId");
-    raw("PATCH", "/api/balance/use", "{\"userId\":2,\"amount\":10.01}")
-        .await
-        .assert_error(400, "INSUFFICIENT_BALANCE");
+    let (spender, _) = s.token(2).await;
+    s.send_raw(
+        "PATCH",
+        "/api/balance/use",
+        Some(&format!("Bearer {spender}")),
+        Some("{\"userId\":2,\"amount\":10.01}".to_string()),
+        &[],
+    )
+    .await
+    .assert_error(400, "INSUFFICIENT_BALANCE");
     s.get("/api/balance", None)
         .await
         .assert_bad("INVALID_ARGUMENT", "userId");

@@ -61,8 +61,20 @@ async fn seed_cases(strategy: &'static str) {
 
     // 2. 50 concurrent uses of 100 from 10,000: every one succeeds, balance 5000.00.
     s.charge(2, 10_000.0).await.ok();
-    let answers = all_at_once(&s, |s, _| async move {
-        s.patch("/api/balance/use", json!({ "userId": 2, "amount": 100 })).await
+    // Spending needs the owner's token; all 50 clients of user 2 share it.
+    let (spender, _) = s.token(2).await;
+    let auth = Arc::new(format!("Bearer {spender}"));
+    let answers = all_at_once(&s, |s, _| {
+        let auth = auth.clone();
+        async move {
+            s.send(
+                "PATCH",
+                "/api/balance/use",
+                Some(&auth),
+                Some(&json!({ "userId": 2, "amount": 100 })),
+            )
+            .await
+        }
     })
     .await;
     let mut seen: Vec<i64> = answers

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::Router;
 use serde::Serialize;
-use ticketing_core::{PayCmd, ReserveCmd};
+use ticketing_core::{PayCmd, ReserveCmd, TokenProblem, TokenStatus};
 use utoipa::OpenApi;
 
 use super::auth::{form_pairs, RequestToken};
@@ -310,17 +310,37 @@ async fn charge(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) 
     json(&BalanceBody { balance })
 }
 
-/// Take money from a wallet (the seed's "use points"; addition to the seed's API).
-#[utoipa::path(patch, path = "/api/balance/use", tag = "wallet", request_body = AmountRequest,
+/// Take money from a wallet (the seed's "use points"; addition to the seed's API). Spending
+/// needs the wallet owner's live token (WAITING or ACTIVE): charge and balance stay open as in
+/// the seed, but nobody spends another user's money.
+#[utoipa::path(patch, path = "/api/balance/use", tag = "wallet", request_body = AmountRequest, security(("token" = [])),
+    params(("token" = Option<String>, Query, description = "The token, when not in Authorization")),
     responses(
         (status = 200, description = "The new balance", body = BalanceBody),
         (status = 400, description = "userId or amount invalid, or INSUFFICIENT_BALANCE", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or expired token", body = ErrorBody),
+        (status = 403, description = "userId is not the token's user", body = ErrorBody),
     ))]
-async fn use_points(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn use_points(
+    State(s): State<AppState>,
+    token: RequestToken,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let body = object(body)?;
     let (user_id, amount) = (body.id("userId")?, body.amount("amount")?);
+    let token = token.or_body(body.opt_str("token")?);
     let t = s.ticketing;
-    let balance = blocking(move || t.use_points(user_id, amount)).await?;
+    let balance = blocking(move || {
+        let holder = t.token_status(&token)?;
+        if holder.status == TokenStatus::Expired {
+            return Err(ticketing_core::Error::Unauthorized(TokenProblem::Expired));
+        }
+        if holder.user_id != user_id {
+            return Err(ticketing_core::Error::UserMismatch);
+        }
+        t.use_points(user_id, amount)
+    })
+    .await?;
     json(&BalanceBody { balance })
 }
 

@@ -275,7 +275,19 @@ impl Driver {
             }
             Driver::Http(h) => {
                 let body = json!({"userId": user, "amount": amount.as_f64()});
-                let v = h.send(Method::Patch, "/api/balance/use", None, Some(body)).await?;
+                let token = h.spender_token(user, false).await?;
+                let v = match h
+                    .send(Method::Patch, "/api/balance/use", Some(&token), Some(body.clone()))
+                    .await
+                {
+                    // The kept token ran out: take a fresh one, once.
+                    Err(f) if f.code == "TOKEN_EXPIRED" => {
+                        let token = h.spender_token(user, true).await?;
+                        h.send(Method::Patch, "/api/balance/use", Some(&token), Some(body))
+                            .await?
+                    }
+                    other => other?,
+                };
                 money_of(&v["balance"]).ok_or_else(|| bad_body("use", &v))
             }
         }
@@ -361,6 +373,8 @@ pub struct HttpDriver {
     base: String,
     client: reqwest::Client,
     in_flight: Semaphore,
+    /// A live token per user that spends (`PATCH /api/balance/use` needs the owner's token).
+    spenders: std::sync::Mutex<std::collections::HashMap<i64, String>>,
 }
 
 impl HttpDriver {
@@ -375,7 +389,33 @@ impl HttpDriver {
             base: base.trim_end_matches('/').to_string(),
             client,
             in_flight: Semaphore::new(concurrency.max(1)),
+            spenders: std::sync::Mutex::default(),
         })
+    }
+
+    /// The token `user` spends with: issued once and kept (issuing is idempotent per user, so
+    /// concurrent first uses of one wallet share one token).
+    async fn spender_token(&self, user: i64, fresh: bool) -> Reply<String> {
+        if !fresh {
+            if let Some(t) = self
+                .spenders
+                .lock()
+                .map_err(|_| Failure::error("POISONED", "token cache"))?
+                .get(&user)
+            {
+                return Ok(t.clone());
+            }
+        }
+        let info = token_info(
+            &self
+                .send(Method::Post, "/api/token", None, Some(json!({"userId": user})))
+                .await?,
+        )?;
+        self.spenders
+            .lock()
+            .map_err(|_| Failure::error("POISONED", "token cache"))?
+            .insert(user, info.token.clone());
+        Ok(info.token)
     }
 
     async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply<Value> {
