@@ -154,9 +154,12 @@ pub(crate) fn admit(c: &Connection, now: Timestamp, token_ttl: Duration) -> Resu
     if free == 0 {
         return Ok(0);
     }
+    // No `LIMIT ?`: SQLite re-prepares a statement whose bound LIMIT changes, on every call.
+    // Walking the index in order and stopping after `free` rows reads the same rows.
     let ids: Vec<i64> = c
-        .prepare_cached("SELECT id FROM tokens WHERE status = 'WAITING' AND +expires_at > ?1 ORDER BY id LIMIT ?2")?
-        .query_map(params![now.0, free], |r| r.get(0))?
+        .prepare_cached("SELECT id FROM tokens WHERE status = 'WAITING' AND +expires_at > ?1 ORDER BY id")?
+        .query_map(params![now.0], |r| r.get(0))?
+        .take(usize::try_from(free).unwrap_or(usize::MAX))
         .collect::<rusqlite::Result<_>>()?;
     let Some(&last) = ids.last() else { return Ok(0) };
     let expires = now.plus(token_ttl);
