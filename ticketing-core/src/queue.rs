@@ -69,16 +69,29 @@ fn row_to_token(r: &rusqlite::Row<'_>, now: Timestamp) -> rusqlite::Result<Token
 
 /// Finds a token by its text. Missing text is 401 TOKEN_MISSING; not a UUID or not ours is
 /// 401 TOKEN_INVALID. The status may be EXPIRED: callers decide.
+///
+/// The lookup goes by the token's first 8 characters (its selector, indexed) and the whole
+/// token is then compared in constant time: index search time can tell a guesser at most
+/// whether some token shares a 32-bit prefix, never anything about the other 90 random bits.
 pub(crate) fn find_token(c: &Connection, token: &str, now: Timestamp) -> Result<TokenRow> {
     let token = token.trim();
     if token.is_empty() {
         return Err(Error::Unauthorized(TokenProblem::Missing));
     }
     let uuid = uuid::Uuid::try_parse(token).map_err(|_| Error::Unauthorized(TokenProblem::Unknown))?;
-    c.prepare_cached("SELECT id, token, user_id, status, expires_at FROM tokens WHERE token = ?1")?
-        .query_row([uuid.hyphenated().to_string()], |r| row_to_token(r, now))
-        .optional()?
-        .ok_or(Error::Unauthorized(TokenProblem::Unknown))
+    let text = uuid.hyphenated().to_string();
+    let mut stmt = c.prepare_cached(
+        "SELECT id, token, user_id, status, expires_at FROM tokens WHERE selector = substr(?1, 1, 8)",
+    )?;
+    let mut rows = stmt.query([&text])?;
+    let mut found = None;
+    while let Some(r) = rows.next()? {
+        let row = row_to_token(r, now)?;
+        if bool::from(subtle::ConstantTimeEq::ct_eq(row.token.as_bytes(), text.as_bytes())) {
+            found = Some(row);
+        }
+    }
+    found.ok_or(Error::Unauthorized(TokenProblem::Unknown))
 }
 
 /// A token that may act: ACTIVE. WAITING is 403 (with its place), EXPIRED is 401.

@@ -167,7 +167,8 @@ impl Ticketing {
                 None => {
                     let token = uuid::Uuid::new_v4().hyphenated().to_string();
                     c.prepare_cached(
-                        "INSERT INTO tokens (token, user_id, status, issued_at, expires_at) VALUES (?1, ?2, 'WAITING', ?3, ?4)",
+                        "INSERT INTO tokens (token, selector, user_id, status, issued_at, expires_at)
+                         VALUES (?1, substr(?1, 1, 8), ?2, 'WAITING', ?3, ?4)",
                     )?
                     .execute(params![token, user_id, now.0, now.plus(waiting_ttl).0])?;
                     queue::admit(c, now, ttl)?;

@@ -470,7 +470,25 @@ fn idempotent_payment_replays(kind: StrategyKind) {
     assert_invariants(&fx);
 }
 
+/// A token is found only by its whole text: one that shares a real token's first characters
+/// (its lookup selector) but not the rest is unknown.
+fn tokens_match_whole(kind: StrategyKind) {
+    let fx = Fixture::new(kind);
+    let real = fx.active_token(1);
+    let mut forged: Vec<char> = real.chars().collect();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == '0' { '1' } else { '0' };
+    let forged: String = forged.into_iter().collect();
+    assert_eq!(&forged[..8], &real[..8]);
+    let err = fx.t.token_status(&forged).unwrap_err();
+    assert!(matches!(err, Error::Unauthorized(TokenProblem::Unknown)), "{err:?}");
+    assert_eq!(fx.t.token_status(&real).unwrap().user_id, 1);
+    // Upper case is the same UUID, so the same token.
+    assert_eq!(fx.t.token_status(&real.to_uppercase()).unwrap().user_id, 1);
+}
+
 every_strategy!(
+    tokens_match_whole,
     seed_charge_10,
     seed_charge_200,
     seed_use_10,
