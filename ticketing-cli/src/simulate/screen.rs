@@ -12,18 +12,12 @@
 //! module is the TUI's own).
 
 use std::fmt::Write as _;
-use std::io::{self, Stdout};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context;
-use crossterm::cursor::{Hide, Show};
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use crossterm::execute;
-use crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen};
-use ratatui::backend::{Backend, CrosstermBackend};
+use ratatui::backend::Backend;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -33,7 +27,10 @@ use ratatui::Terminal;
 use tokio::sync::watch;
 
 use super::live::{bucket_of, Board, Phase, RunLive, RunState};
+// The operator console's terminal guard: raw mode and the alternate screen, restored on drop
+// and (through its panic hook) on a panic in any thread.
 use super::metrics::{Op, TIMELINE_BUCKET};
+use crate::tui::terminal::TerminalGuard;
 
 /// How often the screen redraws.
 pub const REFRESH: Duration = Duration::from_millis(250);
@@ -146,7 +143,7 @@ impl Drop for CancelOnDrop {
 /// longer ours (a panic elsewhere restored it).
 fn read_key(timeout: Duration) -> anyhow::Result<Option<KeyEvent>> {
     use crossterm::event::{self as ct, Event as Ct};
-    anyhow::ensure!(TAKEN.load(Ordering::SeqCst), "the terminal was given back");
+    anyhow::ensure!(crate::tui::terminal::is_taken(), "the terminal was given back");
     if !ct::poll(timeout)? {
         return Ok(None);
     }
@@ -154,62 +151,6 @@ fn read_key(timeout: Duration) -> anyhow::Result<Option<KeyEvent>> {
         Ct::Key(k) => Some(k),
         _ => None,
     })
-}
-
-// ----- the terminal (as in tui/terminal.rs) ----------------------------------------------------
-
-/// Holds the terminal in raw mode on the alternate screen; dropping it restores the terminal.
-struct TerminalGuard {
-    terminal: Terminal<CrosstermBackend<Stdout>>,
-}
-
-impl TerminalGuard {
-    fn enter() -> io::Result<TerminalGuard> {
-        install_panic_hook();
-        enable_raw_mode()?;
-        TAKEN.store(true, Ordering::SeqCst);
-        let entered = execute!(io::stdout(), EnterAlternateScreen, Hide)
-            .and_then(|()| Terminal::new(CrosstermBackend::new(io::stdout())));
-        match entered {
-            Ok(terminal) => Ok(TerminalGuard { terminal }),
-            Err(e) => {
-                restore();
-                Err(e)
-            }
-        }
-    }
-}
-
-impl Drop for TerminalGuard {
-    fn drop(&mut self) {
-        restore();
-    }
-}
-
-/// Whether the terminal is ours now.
-static TAKEN: AtomicBool = AtomicBool::new(false);
-
-/// Leaves raw mode and the alternate screen, once (a second leave would move the cursor back
-/// over a panic message).
-fn restore() {
-    if !TAKEN.swap(false, Ordering::SeqCst) {
-        return;
-    }
-    let _ = disable_raw_mode();
-    let _ = execute!(io::stdout(), LeaveAlternateScreen, Show);
-}
-
-/// Restores the terminal before a panic message prints (on any thread: the simulation's or
-/// the screen's).
-fn install_panic_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            restore();
-            previous(info);
-        }));
-    });
 }
 
 // ----- drawing -----------------------------------------------------------------------------------

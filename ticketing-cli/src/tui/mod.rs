@@ -11,7 +11,7 @@ mod app;
 mod bench;
 mod data;
 mod event;
-mod terminal;
+pub(crate) mod terminal;
 mod view;
 
 #[cfg(test)]

@@ -45,6 +45,11 @@ impl Drop for TerminalGuard {
 /// Whether the terminal is ours now.
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
+/// True while a guard holds the terminal (false once a panic hook gave it back).
+pub fn is_taken() -> bool {
+    TAKEN.load(Ordering::SeqCst)
+}
+
 /// Leaves raw mode and the alternate screen, once: the panic hook restores first and the
 /// guard's drop runs again while unwinding, and a second `LeaveAlternateScreen` would move the
 /// cursor back over the panic message.
