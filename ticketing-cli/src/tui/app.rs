@@ -889,18 +889,11 @@ impl App {
 
 /// Moves a selection in a list of `n` by arrows, page keys, Home and End.
 fn move_in(i: usize, n: usize, key: KeyCode, step: usize, page: usize) -> usize {
-    let last = n.saturating_sub(1);
-    match key {
-        KeyCode::Up | KeyCode::Char('k') => i.saturating_sub(step),
-        KeyCode::Down | KeyCode::Char('j') => (i + step).min(last),
-        KeyCode::PageUp => i.saturating_sub(page),
-        KeyCode::PageDown => (i + page).min(last),
-        KeyCode::Home => 0,
-        KeyCode::End => last,
-        _ => i.min(last),
-    }
+    let wide = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+    usize::try_from(move_in_u64(wide(i), wide(n), key, wide(step), wide(page))).unwrap_or(usize::MAX)
 }
 
+/// [`move_in`] over a window position in a list too long to count in `usize` terms.
 fn move_in_u64(i: u64, n: u64, key: KeyCode, step: u64, page: u64) -> u64 {
     let last = n.saturating_sub(1);
     match key {
