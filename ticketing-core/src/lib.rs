@@ -34,6 +34,8 @@ pub use domain::{
 };
 pub use error::{Error, ErrorClass, Result, TokenProblem};
 pub use money::Money;
+pub use queue::Admission;
+pub use store::Answer;
 #[cfg(feature = "test-hooks")]
 pub use strategy::test_hooks;
 pub use strategy::ContentionSnapshot;

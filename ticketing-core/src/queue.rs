@@ -11,6 +11,12 @@
 //! index: with 100,000 waiting tokens, walking `(status, id)` in order and stopping after a few
 //! rows beats collecting every live token by expiry and sorting them.
 
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -92,6 +98,14 @@ pub(crate) fn find_token(c: &Connection, token: &str, now: Timestamp) -> Result<
         }
     }
     found.ok_or(Error::Unauthorized(TokenProblem::Unknown))
+}
+
+/// A token by its row id (for a writer that has just created it).
+pub(crate) fn token_by_id(c: &Connection, id: i64, now: Timestamp) -> Result<TokenRow> {
+    Ok(
+        c.prepare_cached("SELECT id, token, user_id, status, expires_at FROM tokens WHERE id = ?1")?
+            .query_row([id], |r| row_to_token(r, now))?,
+    )
 }
 
 /// A token that may act: ACTIVE. WAITING is 403 (with its place), EXPIRED is 401.
@@ -236,4 +250,71 @@ pub(crate) fn estimated_wait_seconds(
     }
     let slots = u64::from(s.max_active.max(1));
     Ok(position.div_ceil(slots) * token_ttl.as_secs())
+}
+
+/// This process's view of `admitted_through`, published by the writer after each commit, and
+/// the tasks waiting for it to pass their token: a waiter is woken once, when its turn comes,
+/// instead of polling. Admissions by another process (an operator's command) are seen at our
+/// next commit, so waiters always pair this with a timeout.
+#[derive(Debug, Default)]
+pub(crate) struct AdmissionWatch {
+    through: AtomicI64,
+    /// Wakers by token id; every entry at or below `through` has been woken and removed.
+    waiters: parking_lot::Mutex<BTreeMap<i64, Vec<Waker>>>,
+}
+
+impl AdmissionWatch {
+    /// Records that the queue admitted through `through` and wakes whoever that reaches.
+    pub fn publish(&self, through: i64) {
+        if self.through.fetch_max(through, Ordering::SeqCst) >= through {
+            return;
+        }
+        let reached = {
+            let mut waiters = self.waiters.lock();
+            let later = waiters.split_off(&(through + 1));
+            std::mem::replace(&mut *waiters, later)
+        };
+        for waker in reached.into_values().flatten() {
+            waker.wake();
+        }
+    }
+
+    /// True when `id` is admitted (or passed over) already; otherwise `waker` is woken when it is.
+    fn admitted_or_register(&self, id: i64, waker: &Waker) -> bool {
+        let mut waiters = self.waiters.lock();
+        if self.through.load(Ordering::SeqCst) >= id {
+            return true;
+        }
+        let list = waiters.entry(id).or_default();
+        if !list.iter().any(|w| w.will_wake(waker)) {
+            list.push(waker.clone());
+        }
+        false
+    }
+}
+
+/// Resolves when the queue's admissions reach a token (see [`crate::Ticketing::admission`]).
+#[derive(Debug, Clone)]
+#[must_use = "a future does nothing unless awaited"]
+pub struct Admission {
+    watch: Arc<AdmissionWatch>,
+    id: i64,
+}
+
+impl Admission {
+    pub(crate) fn new(watch: Arc<AdmissionWatch>, id: i64) -> Admission {
+        Admission { watch, id }
+    }
+}
+
+impl Future for Admission {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.watch.admitted_or_register(self.id, cx.waker()) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
 }

@@ -13,8 +13,8 @@ use crate::domain::{
 };
 use crate::error::{Error, Result, TokenProblem};
 use crate::money::Money;
-use crate::queue::{self, AdmissionRate, TokenRow};
-use crate::store::Store;
+use crate::queue::{self, Admission, AdmissionRate, AdmissionWatch, TokenRow};
+use crate::store::{Answer, Store};
 use crate::strategy::{expect_one_row, ContentionSnapshot, Fences, OnLostRace, Resource, Strategy};
 
 /// A fault-injection point between two writes: with the `failpoints` feature a test can make it
@@ -53,6 +53,7 @@ pub(crate) struct Inner {
     pub store: Store,
     pub strategy: Strategy,
     pub admissions: Arc<AdmissionRate>,
+    pub watch: Arc<AdmissionWatch>,
 }
 
 /// The ticketing service over one database. Cheap to clone; share it across threads.
@@ -93,7 +94,16 @@ impl Ticketing {
             }
         }
         // The store first: the Redis lock namespace is derived from the database file's path.
-        let store = Store::open(&config.db_path, config.durability)?;
+        let watch = Arc::new(AdmissionWatch::default());
+        let publish = {
+            let watch = watch.clone();
+            move |c: &Connection| {
+                if let Ok(s) = queue::settings(c) {
+                    watch.publish(s.admitted_through);
+                }
+            }
+        };
+        let store = Store::open(&config.db_path, config.durability, Box::new(publish))?;
         let strategy = Strategy::new(&config)?;
         let t = Ticketing {
             inner: Arc::new(Inner {
@@ -102,6 +112,7 @@ impl Ticketing {
                 store,
                 strategy,
                 admissions: Arc::default(),
+                watch,
             }),
         };
         if let Some(max) = t.inner.config.max_active {
@@ -118,6 +129,15 @@ impl Ticketing {
     /// The strategy in use.
     pub fn strategy(&self) -> StrategyKind {
         self.inner.strategy.kind()
+    }
+
+    /// True when `reserve_answer`, `charge_answer`, `use_points_answer` and `pay_answer` block
+    /// the calling thread until the commit (the redis strategy holds its locks through it):
+    /// async callers then run them on a blocking thread. The other `*_answer` methods and
+    /// every strategy but redis only read on the calling thread (microseconds) and queue
+    /// the write.
+    pub fn answers_block(&self) -> bool {
+        self.inner.strategy.start_blocks()
     }
 
     /// Lost-race counters since start.
@@ -143,6 +163,11 @@ impl Ticketing {
     /// Issues a queue token for `user_id`, or returns the live one the user already has (same
     /// token, same place: asking again never moves anyone).
     pub fn issue_token(&self, user_id: i64) -> Result<TokenView> {
+        self.issue_token_answer(user_id)?.wait()
+    }
+
+    /// [`Ticketing::issue_token`] without waiting for the commit (see [`Answer`]).
+    pub fn issue_token_answer(&self, user_id: i64) -> Result<Answer<TokenView>> {
         let rate = self.inner.admissions.clone();
         let user_id = check_user_id(user_id)?;
         let (clock, ttl, waiting_ttl) = (
@@ -157,10 +182,10 @@ impl Ticketing {
                 .map(|row| token_view(c, &row, now, ttl, &rate))
                 .transpose()
         })? {
-            return Ok(view);
+            return Ok(Answer::ready(Ok(view)));
         }
         let clock = self.inner.clock.clone();
-        self.store().write(move |c| {
+        self.store().submit(move |c| {
             let now = clock.now();
             let row = match queue::live_token_of(c, user_id, now)? {
                 Some(row) => row,
@@ -171,8 +196,9 @@ impl Ticketing {
                          VALUES (?1, substr(?1, 1, 8), ?2, 'WAITING', ?3, ?4)",
                     )?
                     .execute(params![token, user_id, now.0, now.plus(waiting_ttl).0])?;
+                    let id = c.last_insert_rowid();
                     queue::admit(c, now, ttl)?;
-                    queue::find_token(c, &token, now)?
+                    queue::token_by_id(c, id, now)?
                 }
             };
             token_view(c, &row, now, ttl, &rate)
@@ -182,6 +208,11 @@ impl Ticketing {
     /// The status of a token (any status; only an unknown token is an error). Asking keeps a
     /// WAITING token alive, and admits it at once when a slot is free.
     pub fn token_status(&self, token: &str) -> Result<TokenView> {
+        self.token_status_answer(token)?.wait()
+    }
+
+    /// [`Ticketing::token_status`] without waiting for a commit (see [`Answer`]).
+    pub fn token_status_answer(&self, token: &str) -> Result<Answer<TokenView>> {
         let rate = self.inner.admissions.clone();
         let clock = self.inner.clock.clone();
         let (ttl, waiting_ttl) = (self.token_ttl(), self.inner.config.waiting_ttl);
@@ -193,7 +224,8 @@ impl Ticketing {
             if row.status == TokenStatus::Waiting {
                 let last_seen = Timestamp(row.expires_at.0 - i64::try_from(waiting_ttl.as_millis()).unwrap_or(0));
                 let s = queue::settings(c)?;
-                let free = if s.paused {
+                // Only a waiter within max-active of the front can have a free slot waiting.
+                let free = if s.paused || view.queue_position > u64::from(s.max_active) {
                     0
                 } else {
                     s.max_active.saturating_sub(queue::active_count(c, now)?)
@@ -204,10 +236,10 @@ impl Ticketing {
             Ok((view, needs_write))
         })?;
         if !needs_write {
-            return Ok(view);
+            return Ok(Answer::ready(Ok(view)));
         }
         let token = token.to_string();
-        self.store().write(move |c| {
+        self.store().submit(move |c| {
             let now = clock.now();
             let row = queue::find_token(c, &token, now)?;
             if row.status == TokenStatus::Waiting {
@@ -220,18 +252,54 @@ impl Ticketing {
         })
     }
 
+    /// A future that resolves when this process's queue admits `token`'s place (at once for a
+    /// token that is not WAITING): a waiting client sleeps on it instead of polling, then
+    /// reads its status. Admissions made by another process are not seen until this process
+    /// commits something, so always pair it with a timeout.
+    pub fn admission(&self, token: &str) -> Result<Admission> {
+        let now = self.now();
+        let row = self.store().read(|c| queue::find_token(c, token, now))?;
+        let id = if row.status == TokenStatus::Waiting {
+            row.id
+        } else {
+            i64::MIN
+        };
+        Ok(Admission::new(self.inner.watch.clone(), id))
+    }
+
+    /// [`Ticketing::admission`] for a token whose view the caller holds (no read).
+    pub fn admission_of(&self, view: &TokenView) -> Admission {
+        let id = if view.status == TokenStatus::Waiting {
+            view.id
+        } else {
+            i64::MIN
+        };
+        Admission::new(self.inner.watch.clone(), id)
+    }
+
     /// Gives up a token (the user leaves the queue or is done): it expires and its slot frees.
     pub fn leave(&self, token: &str) -> Result<TokenView> {
+        self.leave_answer(token)?.wait()
+    }
+
+    /// [`Ticketing::leave`] without waiting for the commit (see [`Answer`]).
+    pub fn leave_answer(&self, token: &str) -> Result<Answer<TokenView>> {
         let rate = self.inner.admissions.clone();
         let clock = self.inner.clock.clone();
         let ttl = self.token_ttl();
         let token = token.to_string();
-        self.store().write(move |c| {
+        self.store().submit(move |c| {
             let now = clock.now();
             let row = queue::find_token(c, &token, now)?;
             expire_token_row(c, row.id, now)?;
             queue::admit(c, now, ttl)?;
-            token_view(c, &queue::find_token(c, &token, now)?, now, ttl, &rate)
+            // What `expire_token_row` made of it, without reading it back.
+            let gone = TokenRow {
+                status: TokenStatus::Expired,
+                expires_at: row.expires_at.min(now),
+                ..row
+            };
+            token_view(c, &gone, now, ttl, &rate)
         })
     }
 
@@ -303,6 +371,12 @@ impl Ticketing {
     /// Holds a seat for `hold_ttl`. Of any number of concurrent attempts on one seat exactly
     /// one wins; the others fail at once with [`Error::SeatUnavailable`] or a contention error.
     pub fn reserve(&self, cmd: ReserveCmd) -> Result<Hold> {
+        self.reserve_answer(cmd)?.wait()
+    }
+
+    /// [`Ticketing::reserve`] without waiting for the commit (see [`Answer`]; under the redis
+    /// strategy it returns only after the commit, see [`Ticketing::answers_block`]).
+    pub fn reserve_answer(&self, cmd: ReserveCmd) -> Result<Answer<Hold>> {
         if let Some(user) = cmd.user_id {
             check_user_id(user)?;
         }
@@ -403,7 +477,7 @@ impl Ticketing {
                 price: plan.price,
             })
         };
-        self.inner.strategy.run(
+        self.inner.strategy.start(
             self.store(),
             &[(Resource::Seat(seat_id), OnLostRace::FailFast)],
             decide,
@@ -415,11 +489,21 @@ impl Ticketing {
 
     /// Adds `amount` to the wallet of `user_id` (created on first charge). Returns the new balance.
     pub fn charge(&self, user_id: i64, amount: Money) -> Result<Money> {
+        self.charge_answer(user_id, amount)?.wait()
+    }
+
+    /// [`Ticketing::charge`] without waiting for the commit (see [`Ticketing::reserve_answer`]).
+    pub fn charge_answer(&self, user_id: i64, amount: Money) -> Result<Answer<Money>> {
         self.move_money(user_id, amount, LedgerKind::Charge)
     }
 
     /// Takes `amount` from the wallet of `user_id` (the seed's "use points"). Returns the new balance.
     pub fn use_points(&self, user_id: i64, amount: Money) -> Result<Money> {
+        self.use_points_answer(user_id, amount)?.wait()
+    }
+
+    /// [`Ticketing::use_points`] without waiting for the commit (see [`Ticketing::reserve_answer`]).
+    pub fn use_points_answer(&self, user_id: i64, amount: Money) -> Result<Answer<Money>> {
         self.move_money(user_id, amount, LedgerKind::Use)
     }
 
@@ -430,7 +514,7 @@ impl Ticketing {
             .read(|c| Ok(read_wallet(c, user_id)?.map_or(Money::ZERO, |w| w.balance)))
     }
 
-    fn move_money(&self, user_id: i64, amount: Money, kind: LedgerKind) -> Result<Money> {
+    fn move_money(&self, user_id: i64, amount: Money, kind: LedgerKind) -> Result<Answer<Money>> {
         let user_id = check_user_id(user_id)?;
         let amount = check_amount(amount)?;
         let clock = self.inner.clock.clone();
@@ -452,7 +536,7 @@ impl Ticketing {
             append_ledger(c, user_id, kind, amount, after, clock.now())?;
             Ok(after)
         };
-        self.inner.strategy.run(
+        self.inner.strategy.start(
             self.store(),
             &[(Resource::Wallet(user_id), OnLostRace::Wait)],
             decide,
@@ -467,6 +551,11 @@ impl Ticketing {
     /// the next waiter). With an idempotency key, a repeat of a successful payment returns the
     /// stored receipt, even after the token expired.
     pub fn pay(&self, cmd: PayCmd) -> Result<PaymentReceipt> {
+        self.pay_answer(cmd)?.wait()
+    }
+
+    /// [`Ticketing::pay`] without waiting for the commit (see [`Ticketing::reserve_answer`]).
+    pub fn pay_answer(&self, cmd: PayCmd) -> Result<Answer<PaymentReceipt>> {
         let amount = check_amount(cmd.amount)?;
         if let Some(key) = &cmd.idempotency_key {
             if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
@@ -624,7 +713,7 @@ impl Ticketing {
         } else {
             OnLostRace::FailFast
         };
-        self.inner.strategy.run(
+        self.inner.strategy.start(
             self.store(),
             &[
                 (Resource::Reservation(rid), on_reservation),
@@ -828,6 +917,7 @@ pub(crate) fn token_view(
         queue_position: position,
         expires_at: row.expires_at,
         estimated_wait_seconds: queue::estimated_wait_seconds(c, position, now, token_ttl, rate)?,
+        id: row.id,
     })
 }
 

@@ -487,7 +487,83 @@ fn tokens_match_whole(kind: StrategyKind) {
     assert_eq!(fx.t.token_status(&real.to_uppercase()).unwrap().user_id, 1);
 }
 
+// ----- the admission watch and awaited answers --------------------------------------------
+
+/// A waker that counts its wake-ups.
+#[derive(Default)]
+struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn poll_once<F: std::future::Future + Unpin>(f: &mut F, waker: &Arc<CountingWaker>) -> bool {
+    let waker = std::task::Waker::from(waker.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    std::pin::Pin::new(f).poll(&mut cx).is_ready()
+}
+
+/// A waiter sleeping on its admission is woken by the commit that admits it, not before, and
+/// one further back stays asleep.
+fn admission_wakes_the_admitted_waiter_only(kind: StrategyKind) {
+    let fx = Fixture::with(kind, |c| c.max_active = Some(1));
+    let a = fx.active_token(1);
+    let b = fx.t.issue_token(2).unwrap();
+    let c = fx.t.issue_token(3).unwrap();
+    assert_eq!((b.queue_position, c.queue_position), (1, 2));
+    let (wb, wc) = (Arc::new(CountingWaker::default()), Arc::new(CountingWaker::default()));
+    let mut turn_b = fx.t.admission_of(&b);
+    let mut turn_c = fx.t.admission(&c.token).unwrap();
+    assert!(!poll_once(&mut turn_b, &wb));
+    assert!(!poll_once(&mut turn_c, &wc));
+    // A commit that admits nobody wakes nobody.
+    fx.t.charge(9, Money::from_units(5)).unwrap();
+    assert_eq!(wb.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+    fx.t.leave(&a).unwrap();
+    assert_eq!(wb.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(wc.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(poll_once(&mut turn_b, &wb));
+    assert!(!poll_once(&mut turn_c, &wc));
+    assert_eq!(fx.t.token_status(&b.token).unwrap().status, TokenStatus::Active);
+    // A token that is not waiting is its own turn.
+    assert!(poll_once(
+        &mut fx.t.admission_of(&fx.t.token_status(&b.token).unwrap()),
+        &wb
+    ));
+}
+
+/// 200 threads start a reserve of one seat at once and only then wait for their answers:
+/// exactly one hold, and every answer resolves.
+fn answers_started_together(kind: StrategyKind) {
+    let fx = Arc::new(Fixture::new(kind));
+    let (option, seats) = fx.concert(1, 100);
+    let tokens: Vec<String> = (1..=200).map(|user| fx.active_token(user)).collect();
+    let seat = seats[0];
+    let started = {
+        let fx = fx.clone();
+        race(200, move |i| {
+            fx.t.reserve_answer(ReserveCmd {
+                token: tokens[i].clone(),
+                concert_option_id: option,
+                seat_id: seat,
+                user_id: None,
+            })
+        })
+    };
+    let results: Vec<_> = started.into_iter().map(|a| a.and_then(|a| a.wait())).collect();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .all(|e| e.class() == ErrorClass::Conflict));
+    assert_invariants(&fx);
+}
+
 every_strategy!(
+    admission_wakes_the_admitted_waiter_only,
+    answers_started_together,
     tokens_match_whole,
     seed_charge_10,
     seed_charge_200,

@@ -159,6 +159,8 @@ pub struct TokenView {
     pub expires_at: Timestamp,
     /// A rough wait until admission, in seconds (0 unless WAITING).
     pub estimated_wait_seconds: u64,
+    /// The row's id: its place in the FIFO ([`crate::Ticketing::admission_of`]).
+    pub(crate) id: i64,
 }
 
 /// A successful seat hold.

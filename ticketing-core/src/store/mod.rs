@@ -11,12 +11,17 @@
 
 pub(crate) mod schema;
 
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
+use futures_channel::oneshot;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags};
 
@@ -39,7 +44,7 @@ trait WriteJob: Send {
 struct Pending<T, F> {
     body: Option<F>,
     result: Option<Result<T>>,
-    reply: Sender<Result<T>>,
+    reply: Option<oneshot::Sender<Result<T>>>,
 }
 
 impl<T: Send, F: FnOnce(&Connection) -> Result<T> + Send> WriteJob for Pending<T, F> {
@@ -59,8 +64,10 @@ impl<T: Send, F: FnOnce(&Connection) -> Result<T> + Send> WriteJob for Pending<T
             (Err(e), _) => Err(e),
             (Ok(()), None) => Err(Error::Internal("write was never run".into())),
         };
-        // The caller may have given up (it never does today); nothing to do then.
-        let _ = self.reply.send(answer);
+        // The caller may have dropped its answer (a cancelled request); the write stands.
+        if let Some(reply) = self.reply {
+            let _ = reply.send(answer);
+        }
     }
 }
 
@@ -74,15 +81,17 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Opens (creating and migrating when needed) the database at `path`.
-    pub fn open(path: &Path, durability: Durability) -> Result<Store> {
+    /// Opens (creating and migrating when needed) the database at `path`. The writer runs
+    /// `after_commit` on its connection after every batch it commits (and once at start).
+    pub fn open(path: &Path, durability: Durability, after_commit: AfterCommit) -> Result<Store> {
         let mut conn = open_connection(path, durability, true)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         schema::migrate(&mut conn)?;
+        after_commit(&conn);
         let (tx, rx) = crossbeam_channel::unbounded::<Box<dyn WriteJob>>();
         let writer_thread = std::thread::Builder::new()
             .name("ticketing-writer".into())
-            .spawn(move || write_loop(conn, rx))
+            .spawn(move || write_loop(conn, rx, after_commit))
             .map_err(|e| Error::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok(Store {
             path: path.to_path_buf(),
@@ -116,21 +125,98 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.submit(f)?.wait()
+    }
+
+    /// Hands `f` to the writer's next batch and returns at once; the [`Answer`] resolves when
+    /// its batch is committed (or failed).
+    pub fn submit<T, F>(&self, f: F) -> Result<Answer<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
             body: Some(f),
             result: None,
-            reply,
+            reply: Some(reply),
         });
         self.writer
             .as_ref()
             .ok_or_else(|| Error::Internal("the store is closed".into()))?
             .send(job)
             .map_err(|_| Error::Internal("the writer thread has stopped".into()))?;
-        answer
-            .recv()
-            .map_err(|_| Error::Internal("the writer thread has stopped".into()))?
+        Ok(Answer(State::Waiting(answer)))
     }
+}
+
+/// The outcome of a use case whose write may still be in the writer's queue: `.await` it from
+/// async code (no thread waits for the commit), or [`Answer::wait`] from a plain thread.
+#[must_use = "an answer does nothing unless awaited or waited for"]
+pub struct Answer<T>(State<T>);
+
+enum State<T> {
+    Ready(Option<Result<T>>),
+    Waiting(oneshot::Receiver<Result<T>>),
+}
+
+impl<T> Answer<T> {
+    /// An answer known already (a read-only path, or a write done under a Redis lock).
+    pub fn ready(result: Result<T>) -> Answer<T> {
+        Answer(State::Ready(Some(result)))
+    }
+
+    /// Blocks this thread until the answer is known.
+    pub fn wait(self) -> Result<T> {
+        let mut this = self;
+        if let State::Ready(result) = &mut this.0 {
+            return result.take().unwrap_or_else(|| Err(answered_twice()));
+        }
+        let waker = Waker::from(Arc::new(Unparker(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(result) = Pin::new(&mut this).poll(&mut cx) {
+                return result;
+            }
+            std::thread::park();
+        }
+    }
+}
+
+// The value is never pinned in place (it is moved out whole), so the answer moves freely.
+impl<T> Unpin for Answer<T> {}
+
+impl<T> Future for Answer<T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        match &mut self.get_mut().0 {
+            State::Ready(result) => Poll::Ready(result.take().unwrap_or_else(|| Err(answered_twice()))),
+            State::Waiting(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|r| r.unwrap_or_else(|_| Err(writer_stopped()))),
+        }
+    }
+}
+
+struct Unparker(std::thread::Thread);
+
+impl Wake for Unparker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+fn writer_stopped() -> Error {
+    Error::Internal("the writer thread has stopped".into())
+}
+
+fn answered_twice() -> Error {
+    Error::Internal("an answer was polled after it was ready".into())
 }
 
 impl Drop for Store {
@@ -168,17 +254,24 @@ fn open_connection(path: &Path, durability: Durability, create: bool) -> Result<
         },
     )?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
-    conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)?;
+    // No memory-mapped I/O: the file grows with every batch of new tokens, and each growth made
+    // every connection unmap and re-map it (a TLB shoot-down on every core, then page faults
+    // to map the pages back), which cost a sixth of a queue rush's CPU. SQLite's own page
+    // cache (a few MB per connection) serves reads without it.
+    conn.pragma_update(None, "cache_size", -8192)?;
     Ok(conn)
 }
 
 /// Runs a transaction-control statement from the statement cache (they run on every read and
 /// write: parsing them each time was measurable).
-fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+pub(crate) fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
-fn write_loop(conn: Connection, jobs: Receiver<Box<dyn WriteJob>>) {
+/// What the writer does after each commit (publish what other threads watch).
+pub(crate) type AfterCommit = Box<dyn Fn(&Connection) + Send>;
+
+fn write_loop(conn: Connection, jobs: Receiver<Box<dyn WriteJob>>, after_commit: AfterCommit) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -188,6 +281,9 @@ fn write_loop(conn: Connection, jobs: Receiver<Box<dyn WriteJob>>) {
             }
         }
         let commit = run_batch(&conn, &mut batch);
+        if commit.is_ok() {
+            after_commit(&conn);
+        }
         for job in batch {
             job.finish(commit.clone());
         }

@@ -142,6 +142,43 @@ ALTER TABLE tokens ADD COLUMN selector TEXT;
 UPDATE tokens SET selector = substr(token, 1, 8);
 CREATE INDEX tokens_by_selector ON tokens (selector);
 "#,
+    r#"
+-- The whole token was indexed too (UNIQUE), though lookups go by selector alone: a second index
+-- of random keys that every issued token dirtied a page of. The table is rebuilt without it,
+-- with the same rows, indexes and triggers. (122 random bits make a repeat a non-event, and a
+-- lookup compares the whole token anyway.)
+CREATE TABLE tokens_v4 (
+    id          INTEGER PRIMARY KEY,
+    token       TEXT NOT NULL,
+    user_id     INTEGER NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('WAITING', 'ACTIVE', 'EXPIRED')),
+    issued_at   INTEGER NOT NULL,
+    admitted_at INTEGER,
+    expires_at  INTEGER NOT NULL,
+    selector    TEXT NOT NULL
+);
+INSERT INTO tokens_v4 (id, token, user_id, status, issued_at, admitted_at, expires_at, selector)
+    SELECT id, token, user_id, status, issued_at, admitted_at, expires_at, substr(token, 1, 8) FROM tokens;
+DROP TABLE tokens;
+ALTER TABLE tokens_v4 RENAME TO tokens;
+CREATE INDEX tokens_by_user ON tokens (user_id, status);
+CREATE INDEX tokens_by_status ON tokens (status, id);
+CREATE INDEX tokens_by_expiry ON tokens (status, expires_at);
+CREATE INDEX tokens_admitted_at ON tokens (admitted_at) WHERE admitted_at IS NOT NULL;
+CREATE INDEX tokens_by_selector ON tokens (selector);
+CREATE TRIGGER tokens_active_insert AFTER INSERT ON tokens WHEN NEW.status = 'ACTIVE'
+BEGIN
+    UPDATE queue_settings SET active_rows = active_rows + 1 WHERE id = 1;
+END;
+CREATE TRIGGER tokens_active_update AFTER UPDATE OF status ON tokens WHEN (OLD.status = 'ACTIVE') != (NEW.status = 'ACTIVE')
+BEGIN
+    UPDATE queue_settings SET active_rows = active_rows + (NEW.status = 'ACTIVE') - (OLD.status = 'ACTIVE') WHERE id = 1;
+END;
+CREATE TRIGGER tokens_active_delete AFTER DELETE ON tokens WHEN OLD.status = 'ACTIVE'
+BEGIN
+    UPDATE queue_settings SET active_rows = active_rows - 1 WHERE id = 1;
+END;
+"#,
 ];
 
 /// The schema version this build writes.

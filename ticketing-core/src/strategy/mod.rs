@@ -7,9 +7,9 @@
 //! - pessimistic: both halves inside the writer's `BEGIN IMMEDIATE` transaction — the write
 //!   lock is held from the first read, so a version never mismatches and nobody conflicts;
 //! - optimistic: `decide` on a reader snapshot, `apply` in the writer; a version mismatch is a
-//!   conflict — seat and payment races fail at once; charge and use retry once after a
-//!   jittered backoff, with the retry's read inside the writer's transaction (it sees the
-//!   winner's write, so it cannot lose again);
+//!   conflict — seat and payment races fail at once; charge and use retry once, deciding again
+//!   inside the writer's transaction (that read sees the winner's write, so it cannot lose
+//!   again);
 //! - redis: a per-resource lease lock in Redis around both halves; the lock's fencing number is
 //!   checked and recorded by the write.
 
@@ -19,13 +19,14 @@ pub mod test_hooks;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
 use crate::config::{Config, StrategyKind};
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::{exec, Answer, Store};
 
 /// A contended resource: the unit a strategy locks or versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,6 +106,31 @@ impl ContentionStats {
     pub(crate) fn count_lock_failure(&self) {
         self.lock_failures.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Counts a use case's final result: a contention error is a lost race.
+    fn count<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(Error::Contention { .. }) = &result {
+            self.conflicts.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+/// Runs `f` in a nested savepoint: when it fails, what it wrote is undone and the enclosing
+/// write may try again.
+fn in_savepoint<T>(c: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    exec(c, "SAVEPOINT attempt")?;
+    match f(c) {
+        Ok(v) => {
+            exec(c, "RELEASE attempt")?;
+            Ok(v)
+        }
+        Err(e) => {
+            exec(c, "ROLLBACK TO attempt")?;
+            exec(c, "RELEASE attempt")?;
+            Err(e)
+        }
+    }
 }
 
 /// The strategy chosen at start-up.
@@ -112,7 +138,7 @@ pub(crate) struct Strategy {
     kind: StrategyKind,
     locks: Option<redis_lock::RedisLocks>,
     bound: Duration,
-    pub stats: ContentionStats,
+    pub stats: Arc<ContentionStats>,
 }
 
 impl Strategy {
@@ -136,7 +162,7 @@ impl Strategy {
             kind: config.strategy,
             locks,
             bound: config.contention_bound,
-            stats: ContentionStats::default(),
+            stats: Arc::default(),
         })
     }
 
@@ -144,58 +170,60 @@ impl Strategy {
         self.kind
     }
 
-    /// Runs one use case on its contended `resources` (locked in the order given).
-    pub fn run<P, T, D, A>(&self, store: &Store, resources: &[(Resource, OnLostRace)], decide: D, apply: A) -> Result<T>
-    where
-        P: Send + 'static,
-        T: Send + 'static,
-        D: Fn(&Connection) -> Result<P> + Send + Clone + 'static,
-        A: Fn(&Connection, P, &Fences) -> Result<T> + Send + Clone + 'static,
-    {
-        let result = match self.kind {
-            StrategyKind::Pessimistic => store.write(move |c| {
-                let plan = decide(c)?;
-                apply(c, plan, &Fences::default())
-            }),
-            StrategyKind::Optimistic => self.optimistic(store, resources, decide, apply),
-            StrategyKind::Redis => self.locked(store, resources, decide, apply),
-        };
-        if let Err(Error::Contention { .. }) = &result {
-            self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
-        }
-        result
+    /// True when [`Strategy::start`] may block the calling thread on something other than a
+    /// quick read (the redis strategy waits for its locks there).
+    pub fn start_blocks(&self) -> bool {
+        self.kind == StrategyKind::Redis
     }
 
-    fn optimistic<P, T, D, A>(
+    /// Starts one use case on its contended `resources`: pessimistic and optimistic return as
+    /// soon as the write is queued (the optimistic `decide` runs here, on a reader snapshot);
+    /// redis returns with the answer known, after holding its locks through the commit.
+    pub fn start<P, T, D, A>(
         &self,
         store: &Store,
         resources: &[(Resource, OnLostRace)],
         decide: D,
         apply: A,
-    ) -> Result<T>
+    ) -> Result<Answer<T>>
     where
         P: Send + 'static,
         T: Send + 'static,
         D: Fn(&Connection) -> Result<P> + Send + Clone + 'static,
         A: Fn(&Connection, P, &Fences) -> Result<T> + Send + Clone + 'static,
     {
-        let plan = store.read(|c| decide(c))?;
-        let first = apply.clone();
-        match store.write(move |c| first(c, plan, &Fences::default())) {
-            Err(Error::Contention { resource, code }) if waits_on(resources, &resource) => {
-                // A lost race on a resource that waits (a wallet): back off with jitter, then
-                // retry with the read inside the writer's transaction. That retry sees the
-                // winner's write and cannot lose again, so N contenders on one wallet cost
-                // about N + 1 commits instead of N rounds of everyone colliding.
-                let _ = code;
-                self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                Backoff::new().sleep();
-                store.write(move |c| {
-                    let plan = decide(c)?;
-                    apply(c, plan, &Fences::default())
+        let stats = self.stats.clone();
+        match self.kind {
+            StrategyKind::Pessimistic => store.submit(move |c| {
+                let plan = decide(c)?;
+                stats.count(apply(c, plan, &Fences::default()))
+            }),
+            StrategyKind::Optimistic => {
+                let plan = store.read(|c| decide(c))?;
+                let waits: Vec<String> = resources
+                    .iter()
+                    .filter(|(_, how)| *how == OnLostRace::Wait)
+                    .map(|(r, _)| r.to_string())
+                    .collect();
+                store.submit(move |c| {
+                    if waits.is_empty() {
+                        return stats.count(apply(c, plan, &Fences::default()));
+                    }
+                    match in_savepoint(c, |c| apply(c, plan, &Fences::default())) {
+                        // A lost race on a resource that waits (a wallet): decide again inside
+                        // the writer's transaction. That read sees the winner's write, so the
+                        // retry cannot lose again: N contenders on one wallet cost N + 1 rounds
+                        // of work in one or two commits, never N rounds of colliding.
+                        Err(Error::Contention { resource, .. }) if waits.contains(&resource) => {
+                            stats.retries.fetch_add(1, Ordering::Relaxed);
+                            let plan = decide(c)?;
+                            stats.count(apply(c, plan, &Fences::default()))
+                        }
+                        other => stats.count(other),
+                    }
                 })
             }
-            other => other,
+            StrategyKind::Redis => Ok(Answer::ready(stats.count(self.locked(store, resources, decide, apply)))),
         }
     }
 
@@ -280,10 +308,6 @@ impl Backoff {
         let micros = u64::try_from(self.ceiling.as_micros()).unwrap_or(u64::MAX).max(1);
         self.ceiling = (self.ceiling * 2).min(Duration::from_millis(20));
         Duration::from_micros(rand::random_range(0..micros))
-    }
-
-    pub fn sleep(&mut self) {
-        std::thread::sleep(self.next());
     }
 }
 
