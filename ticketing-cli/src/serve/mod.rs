@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ticketing_core::admin::NewConcert;
-use ticketing_core::{Money, Ticketing};
+use ticketing_core::{Answer, Money, Ticketing};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -271,6 +271,24 @@ where
     }
 }
 
+/// Runs a core write: its start (a token check, the optimistic strategy's read) on the read
+/// pool, then awaits its commit without holding any thread, so a burst of writes costs no
+/// more threads than a burst of reads and they all share the writer's group commits. Under
+/// the redis strategy a `locks` write holds its locks through the commit, so it runs on the
+/// blocking pool instead.
+pub(crate) async fn write<T, F>(s: &AppState, locks: bool, start: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Ticketing) -> ticketing_core::Result<Answer<T>> + Send + 'static,
+{
+    let t = s.ticketing.clone();
+    if locks && t.answers_block() {
+        return blocking(move || start(&t)?.wait()).await;
+    }
+    let answer = s.reads.run(move || start(&t)).await?;
+    answer.await.map_err(ApiError::from)
+}
+
 type Job = Box<dyn FnOnce() + Send>;
 
 /// A few threads for the core's read-only calls (seats, dates, concerts, balance, status).
@@ -278,8 +296,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// Reads are short and CPU-bound: with tokio's blocking pool, 256 concurrent requests mean
 /// up to 256 threads and a context switch per hand-off. A pool of one thread per core keeps
 /// the hand-offs cheap (a busy thread takes the next job without sleeping) and the reader
-/// connections few. Writes stay on the blocking pool: they wait for the writer's group
-/// commit, and many waiting together is what makes a batch.
+/// connections few. Writes start here too and await their commit off-thread ([`write`]).
 #[derive(Clone)]
 pub(crate) struct ReadPool {
     jobs: std::sync::mpsc::Sender<Job>,

@@ -23,7 +23,7 @@ use super::dto::{
 };
 use super::error::ApiError;
 use super::limits::ClientIp;
-use super::{blocking, observe, AppState};
+use super::{observe, write, AppState};
 
 type Handler = fn() -> MethodRouter<AppState>;
 
@@ -142,8 +142,7 @@ async fn issue_token(
     if let Some(limits) = &s.limits {
         limits.check(ip, &format!("user:{user_id}"))?;
     }
-    let t = s.ticketing;
-    let view = blocking(move || t.issue_token(user_id)).await?;
+    let view = write(&s, false, move |t| t.issue_token_answer(user_id)).await?;
     json(&Envelope::success(TokenData::issued(view)))
 }
 
@@ -155,8 +154,8 @@ async fn issue_token(
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
     ))]
 async fn leave_queue(State(s): State<AppState>, token: RequestToken) -> Result<Response, ApiError> {
-    let (t, token) = (s.ticketing, token.into_string());
-    let view = blocking(move || t.leave(&token)).await?;
+    let token = token.into_string();
+    let view = write(&s, false, move |t| t.leave_answer(&token)).await?;
     json(&Envelope::success(TokenData::issued(view)))
 }
 
@@ -168,8 +167,8 @@ async fn leave_queue(State(s): State<AppState>, token: RequestToken) -> Result<R
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
     ))]
 async fn token_status(State(s): State<AppState>, token: RequestToken) -> Result<Response, ApiError> {
-    let (t, token) = (s.ticketing, token.into_string());
-    let view = blocking(move || t.token_status(&token)).await?; // may write (refresh, admit)
+    let token = token.into_string();
+    let view = write(&s, false, move |t| t.token_status_answer(&token)).await?; // may write (refresh, admit)
     json(&Envelope::success(TokenData::status(view)))
 }
 
@@ -287,8 +286,7 @@ async fn reserve(
     if let Some(limits) = &s.limits {
         limits.check(ip, &format!("token:{}", cmd.token))?;
     }
-    let t = s.ticketing;
-    let hold = blocking(move || t.reserve(cmd)).await?;
+    let hold = write(&s, true, move |t| t.reserve_answer(cmd)).await?;
     json(&Envelope::success(ReserveData {
         reservation_id: hold.reservation_id,
         held_until: hold.held_until,
@@ -305,8 +303,7 @@ async fn reserve(
 async fn charge(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let body = object(body)?;
     let (user_id, amount) = (body.id("userId")?, body.amount("amount")?);
-    let t = s.ticketing;
-    let balance = blocking(move || t.charge(user_id, amount)).await?;
+    let balance = write(&s, true, move |t| t.charge_answer(user_id, amount)).await?;
     json(&BalanceBody { balance })
 }
 
@@ -329,18 +326,14 @@ async fn use_points(
     let body = object(body)?;
     let (user_id, amount) = (body.id("userId")?, body.amount("amount")?);
     let token = token.or_body(body.opt_str("token")?);
-    let t = s.ticketing;
-    let balance = blocking(move || {
-        let holder = t.token_status(&token)?;
-        if holder.status == TokenStatus::Expired {
-            return Err(ticketing_core::Error::Unauthorized(TokenProblem::Expired));
-        }
-        if holder.user_id != user_id {
-            return Err(ticketing_core::Error::UserMismatch);
-        }
-        t.use_points(user_id, amount)
-    })
-    .await?;
+    let holder = write(&s, false, move |t| t.token_status_answer(&token)).await?;
+    if holder.status == TokenStatus::Expired {
+        return Err(ticketing_core::Error::Unauthorized(TokenProblem::Expired).into());
+    }
+    if holder.user_id != user_id {
+        return Err(ticketing_core::Error::UserMismatch.into());
+    }
+    let balance = write(&s, true, move |t| t.use_points_answer(user_id, amount)).await?;
     json(&BalanceBody { balance })
 }
 
@@ -394,8 +387,7 @@ async fn pay(
         amount: body.amount("amount")?,
         idempotency_key,
     };
-    let t = s.ticketing;
-    let receipt = blocking(move || t.pay(cmd)).await?;
+    let receipt = write(&s, true, move |t| t.pay_answer(cmd)).await?;
     json(&Envelope::success(PayData {
         payment_id: receipt.payment_id,
         balance: receipt.balance,

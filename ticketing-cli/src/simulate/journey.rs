@@ -225,11 +225,16 @@ impl User {
         }
     }
 
-    /// The pause before the next status poll: about half the time this user's place should
-    /// take to reach the front at the rate it has seen the queue move, within the scenario's
-    /// bounds, with ±20% jitter so waiters do not poll in lockstep.
+    /// The pause before the next status poll. When the system tells a user its turn, polls only
+    /// refresh the place shown, every `poll_max`, as a queue page does. Otherwise about half
+    /// the time this user's place should take to reach the front at the rate it has seen the
+    /// queue move, within the scenario's bounds. Both with ±20% jitter so waiters do not poll
+    /// in lockstep.
     fn poll_delay(&mut self, position: u64, seen: &mut Option<(u64, Instant)>) -> Duration {
         let q = &self.ctx.scenario.queue;
+        if self.ctx.driver.tells_turn() {
+            return q.poll_max.mul_f64(self.rng.random_range(0.8..1.2));
+        }
         let now = Instant::now();
         let estimate = match *seen {
             Some((before, at)) if before > position => {
@@ -256,7 +261,11 @@ impl User {
         let mut seen = None;
         while info.status == TokenStatus::Waiting {
             let delay = self.poll_delay(info.position, &mut seen);
-            self.due = Instant::now().max(self.due) + delay;
+            let poll_at = Instant::now().max(self.due) + delay;
+            // The next poll is due at `poll_at`, or as soon as the system says the turn came:
+            // the request is timed from whichever came first.
+            Box::pin(driver.wait_turn(&info, poll_at)).await;
+            self.due = Instant::now().min(poll_at);
             match self
                 .call(Op::Status, false, Box::pin(driver.token_status(&info.token)))
                 .await
