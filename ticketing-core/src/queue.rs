@@ -21,9 +21,10 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::clock::Timestamp;
-use crate::domain::TokenStatus;
+use crate::clock::{Clock, Timestamp};
+use crate::domain::{TokenStatus, TokenView};
 use crate::error::{Error, Result, TokenProblem};
+use crate::store::{Answer, Store, WriteJob};
 
 /// A token row with its status as of `now` (a run-out token reads as EXPIRED).
 #[derive(Debug, Clone)]
@@ -315,6 +316,89 @@ impl Future for Admission {
             Poll::Ready(())
         } else {
             Poll::Pending
+        }
+    }
+}
+
+/// WAITING tokens whose expiry a status poll pushes forward, written together: the first poll
+/// to arrive queues one write that takes every refresh waiting by the time it runs, so 10,000
+/// waiters polling cost one writer job, not 10,000. Each poll is answered after the commit
+/// that refreshed it, as if it had written alone.
+pub(crate) struct Refreshes {
+    pending: parking_lot::Mutex<Vec<(i64, TokenView, RefreshReply)>>,
+    clock: Arc<dyn Clock>,
+    waiting_ttl: Duration,
+}
+
+type RefreshReply = futures_channel::oneshot::Sender<Result<TokenView>>;
+
+impl Refreshes {
+    pub fn new(clock: Arc<dyn Clock>, waiting_ttl: Duration) -> Refreshes {
+        Refreshes {
+            pending: parking_lot::Mutex::default(),
+            clock,
+            waiting_ttl,
+        }
+    }
+
+    /// Pushes the expiry of WAITING token `id` to `waiting_ttl` from the write's time; the
+    /// answer is `view` once that is committed.
+    pub fn request(self: &Arc<Self>, store: &Store, id: i64, view: TokenView) -> Result<Answer<TokenView>> {
+        let (reply, answer) = futures_channel::oneshot::channel();
+        let first = {
+            let mut pending = self.pending.lock();
+            pending.push((id, view, reply));
+            pending.len() == 1
+        };
+        if first {
+            store.submit_job(Box::new(RefreshJob {
+                refreshes: self.clone(),
+                taken: Vec::new(),
+                expires: Timestamp(0),
+                failed: None,
+            }))?;
+        }
+        Ok(Answer::waiting(answer))
+    }
+}
+
+struct RefreshJob {
+    refreshes: Arc<Refreshes>,
+    taken: Vec<(i64, TokenView, RefreshReply)>,
+    expires: Timestamp,
+    failed: Option<Error>,
+}
+
+impl WriteJob for RefreshJob {
+    fn run(&mut self, conn: &Connection) -> bool {
+        self.taken = std::mem::take(&mut *self.refreshes.pending.lock());
+        let expires = self.refreshes.clock.now().plus(self.refreshes.waiting_ttl);
+        self.expires = expires;
+        let result = (|| -> Result<()> {
+            let mut update =
+                conn.prepare_cached("UPDATE tokens SET expires_at = ?2 WHERE id = ?1 AND status = 'WAITING'")?;
+            for (id, _, _) in &self.taken {
+                update.execute(params![id, expires.0])?;
+            }
+            Ok(())
+        })();
+        self.failed = result.err();
+        self.failed.is_none()
+    }
+
+    fn guarded(&self) -> bool {
+        // One prepared UPDATE per token, nothing checked after the first.
+        false
+    }
+
+    fn finish(self: Box<Self>, commit: Result<()>) {
+        let outcome = match (self.failed, commit) {
+            (Some(e), _) | (None, Err(e)) => Err(e),
+            (None, Ok(())) => Ok(()),
+        };
+        for (_, mut view, reply) in self.taken {
+            view.expires_at = self.expires;
+            let _ = reply.send(outcome.clone().map(|()| view));
         }
     }
 }

@@ -1,5 +1,6 @@
 //! [`Ticketing`]: the use cases. Every front end calls these methods and nothing else.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,8 +14,8 @@ use crate::domain::{
 };
 use crate::error::{Error, Result, TokenProblem};
 use crate::money::Money;
-use crate::queue::{self, Admission, AdmissionRate, AdmissionWatch, TokenRow};
-use crate::store::{Answer, Store};
+use crate::queue::{self, Admission, AdmissionRate, AdmissionWatch, Refreshes, TokenRow};
+use crate::store::{Answer, Hooks, Store};
 use crate::strategy::{expect_one_row, ContentionSnapshot, Fences, OnLostRace, Resource, Strategy};
 
 /// A fault-injection point between two writes: with the `failpoints` feature a test can make it
@@ -54,6 +55,9 @@ pub(crate) struct Inner {
     pub strategy: Strategy,
     pub admissions: Arc<AdmissionRate>,
     pub watch: Arc<AdmissionWatch>,
+    pub refreshes: Arc<Refreshes>,
+    /// Set by a write that freed a slot and left admission to the end of its batch.
+    pub admit_due: Arc<AtomicBool>,
 }
 
 /// The ticketing service over one database. Cheap to clone; share it across threads.
@@ -95,6 +99,7 @@ impl Ticketing {
         }
         // The store first: the Redis lock namespace is derived from the database file's path.
         let watch = Arc::new(AdmissionWatch::default());
+        let refreshes = Arc::new(Refreshes::new(clock.clone(), config.waiting_ttl));
         let publish = {
             let watch = watch.clone();
             move |c: &Connection| {
@@ -103,7 +108,23 @@ impl Ticketing {
                 }
             }
         };
-        let store = Store::open(&config.db_path, config.durability, Box::new(publish))?;
+        // Leaves free their slot in the job and leave the admission to the end of the batch:
+        // one walk of the queue admits the next waiter of every leave in it.
+        let admit_due = Arc::new(AtomicBool::new(false));
+        let admit = {
+            let (admit_due, clock, ttl) = (admit_due.clone(), clock.clone(), config.token_ttl);
+            move |c: &Connection| {
+                if admit_due.swap(false, Ordering::SeqCst) {
+                    queue::admit(c, clock.now(), ttl)?;
+                }
+                Ok(())
+            }
+        };
+        let hooks = Hooks {
+            before_commit: Box::new(admit),
+            after_commit: Box::new(publish),
+        };
+        let store = Store::open(&config.db_path, config.durability, hooks)?;
         let strategy = Strategy::new(&config)?;
         let t = Ticketing {
             inner: Arc::new(Inner {
@@ -113,6 +134,8 @@ impl Ticketing {
                 strategy,
                 admissions: Arc::default(),
                 watch,
+                refreshes,
+                admit_due,
             }),
         };
         if let Some(max) = t.inner.config.max_active {
@@ -185,7 +208,7 @@ impl Ticketing {
             return Ok(Answer::ready(Ok(view)));
         }
         let clock = self.inner.clock.clone();
-        self.store().submit(move |c| {
+        self.store().submit_unguarded(move |c| {
             let now = clock.now();
             let row = match queue::live_token_of(c, user_id, now)? {
                 Some(row) => row,
@@ -216,11 +239,11 @@ impl Ticketing {
         let rate = self.inner.admissions.clone();
         let clock = self.inner.clock.clone();
         let (ttl, waiting_ttl) = (self.token_ttl(), self.inner.config.waiting_ttl);
-        let (view, needs_write) = self.store().read(|c| {
+        let (view, refresh, admit) = self.store().read(|c| {
             let now = clock.now();
             let row = queue::find_token(c, token, now)?;
             let view = token_view(c, &row, now, ttl, &rate)?;
-            let mut needs_write = false;
+            let (mut refresh, mut admit) = (false, false);
             if row.status == TokenStatus::Waiting {
                 let last_seen = Timestamp(row.expires_at.0 - i64::try_from(waiting_ttl.as_millis()).unwrap_or(0));
                 let s = queue::settings(c)?;
@@ -230,16 +253,19 @@ impl Ticketing {
                 } else {
                     s.max_active.saturating_sub(queue::active_count(c, now)?)
                 };
-                needs_write = last_seen.until(now) >= REFRESH_EVERY.min(waiting_ttl / 4)
-                    || view.queue_position <= u64::from(free);
+                refresh = last_seen.until(now) >= REFRESH_EVERY.min(waiting_ttl / 4);
+                admit = view.queue_position <= u64::from(free);
             }
-            Ok((view, needs_write))
+            Ok((view, refresh, admit))
         })?;
-        if !needs_write {
+        if !admit {
+            if refresh {
+                return self.inner.refreshes.request(self.store(), view.id, view);
+            }
             return Ok(Answer::ready(Ok(view)));
         }
         let token = token.to_string();
-        self.store().submit(move |c| {
+        self.store().submit_unguarded(move |c| {
             let now = clock.now();
             let row = queue::find_token(c, &token, now)?;
             if row.status == TokenStatus::Waiting {
@@ -287,12 +313,15 @@ impl Ticketing {
         let rate = self.inner.admissions.clone();
         let clock = self.inner.clock.clone();
         let ttl = self.token_ttl();
-        let token = token.to_string();
-        self.store().submit(move |c| {
+        // The token is found here, on a reader: rows are never deleted and a token's text never
+        // changes, so the writer (every process's bottleneck) only expires it by id.
+        let row = self.store().read(|c| queue::find_token(c, token, clock.now()))?;
+        let admit_due = self.inner.admit_due.clone();
+        self.store().submit_unguarded(move |c| {
             let now = clock.now();
-            let row = queue::find_token(c, &token, now)?;
             expire_token_row(c, row.id, now)?;
-            queue::admit(c, now, ttl)?;
+            // The slot's next waiter is admitted at the end of this batch, in the same commit.
+            admit_due.store(true, Ordering::SeqCst);
             // What `expire_token_row` made of it, without reading it back.
             let gone = TokenRow {
                 status: TokenStatus::Expired,
