@@ -412,7 +412,12 @@ mod tests {
         let store = store(&dir);
         // Hold the writer so the next two jobs land in one batch.
         let (release, gate) = crossbeam_channel::bounded::<()>(0);
-        let held = store.submit(move |_| Ok(gate.recv().unwrap())).unwrap();
+        let held = store
+            .submit(move |_| {
+                gate.recv().unwrap();
+                Ok(())
+            })
+            .unwrap();
         let good = store
             .submit(|c| Ok(c.execute("INSERT INTO t VALUES (1)", [])?))
             .unwrap();
@@ -443,7 +448,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir);
         let (release, gate) = crossbeam_channel::bounded::<()>(0);
-        let held = store.submit(move |_| Ok(gate.recv().unwrap())).unwrap();
+        let held = store
+            .submit(move |_| {
+                gate.recv().unwrap();
+                Ok(())
+            })
+            .unwrap();
         let refused = store
             .submit_unguarded(|_| Err::<(), _>(Error::invalid("x", "refused")))
             .unwrap();
