@@ -404,13 +404,9 @@ mod tests {
             .unwrap()
     }
 
-    /// A bare job that fails after writing takes its whole batch down: nothing of it, nor of
-    /// the jobs batched with it, is committed, and each caller gets an error.
-    #[test]
-    fn an_unguarded_failure_after_a_change_rolls_the_batch_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(&dir);
-        // Hold the writer so the next two jobs land in one batch.
+    /// Occupies the writer with a job that runs until the sender is used, so the jobs
+    /// submitted meanwhile are batched together.
+    fn hold_writer(store: &Store) -> (crossbeam_channel::Sender<()>, Answer<()>) {
         let (release, gate) = crossbeam_channel::bounded::<()>(0);
         let held = store
             .submit(move |_| {
@@ -418,6 +414,17 @@ mod tests {
                 Ok(())
             })
             .unwrap();
+        (release, held)
+    }
+
+    /// A bare job that fails after writing takes its whole batch down: nothing of it, nor of
+    /// the jobs batched with it, is committed, and each caller gets an error.
+    #[test]
+    fn an_unguarded_failure_after_a_change_rolls_the_batch_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        // Hold the writer so the next two jobs land in one batch.
+        let (release, held) = hold_writer(&store);
         let good = store
             .submit(|c| Ok(c.execute("INSERT INTO t VALUES (1)", [])?))
             .unwrap();
@@ -447,13 +454,7 @@ mod tests {
     fn an_unguarded_failure_before_any_change_fails_alone() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir);
-        let (release, gate) = crossbeam_channel::bounded::<()>(0);
-        let held = store
-            .submit(move |_| {
-                gate.recv().unwrap();
-                Ok(())
-            })
-            .unwrap();
+        let (release, held) = hold_writer(&store);
         let refused = store
             .submit_unguarded(|_| Err::<(), _>(Error::invalid("x", "refused")))
             .unwrap();
