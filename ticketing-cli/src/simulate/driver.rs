@@ -159,11 +159,6 @@ impl Driver {
         }
     }
 
-    /// True when [`Driver::wait_turn`] ends early at the user's turn.
-    pub fn tells_turn(&self) -> bool {
-        matches!(self, Driver::InProcess(_))
-    }
-
     /// Waits until `until`, or less when the system tells a waiting token its turn came. In
     /// process that is the core's admission watch (as a queue page told by a push channel);
     /// over HTTP it is the plain wait (the API has only polling).

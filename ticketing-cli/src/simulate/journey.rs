@@ -14,7 +14,7 @@ use ticketing_core::Ticketing;
 use ticketing_core::{Money, TokenStatus};
 use tokio::time::Instant;
 
-use super::driver::{Driver, Failure, Reply};
+use super::driver::{Driver, Failure, Reply, TokenInfo};
 use super::metrics::{Event, Op, Outcome, UserEnd};
 use super::scenario::{Journey, Scenario};
 
@@ -230,9 +230,10 @@ impl User {
     /// the time this user's place should take to reach the front at the rate it has seen the
     /// queue move, within the scenario's bounds. Both with ±20% jitter so waiters do not poll
     /// in lockstep.
-    fn poll_delay(&mut self, position: u64, seen: &mut Option<(u64, Instant)>) -> Duration {
+    fn poll_delay(&mut self, info: &TokenInfo, seen: &mut Option<(u64, Instant)>) -> Duration {
+        let position = info.position;
         let q = &self.ctx.scenario.queue;
-        if self.ctx.driver.tells_turn() {
+        if info.turn.is_some() {
             return q.poll_max.mul_f64(self.rng.random_range(0.8..1.2));
         }
         let now = Instant::now();
@@ -260,7 +261,7 @@ impl User {
         };
         let mut seen = None;
         while info.status == TokenStatus::Waiting {
-            let delay = self.poll_delay(info.position, &mut seen);
+            let delay = self.poll_delay(&info, &mut seen);
             let poll_at = Instant::now().max(self.due) + delay;
             // The next poll is due at `poll_at`, or as soon as the system says the turn came:
             // the request is timed from whichever came first.

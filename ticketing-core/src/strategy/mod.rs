@@ -200,13 +200,9 @@ impl Strategy {
             }),
             StrategyKind::Optimistic => {
                 let plan = store.read(|c| decide(c))?;
-                let waits: Vec<String> = resources
-                    .iter()
-                    .filter(|(_, how)| *how == OnLostRace::Wait)
-                    .map(|(r, _)| r.to_string())
-                    .collect();
+                let resources = resources.to_vec();
                 store.submit(move |c| {
-                    if waits.is_empty() {
+                    if !resources.iter().any(|(_, how)| *how == OnLostRace::Wait) {
                         return stats.count(apply(c, plan, &Fences::default()));
                     }
                     match in_savepoint(c, |c| apply(c, plan, &Fences::default())) {
@@ -214,7 +210,7 @@ impl Strategy {
                         // the writer's transaction. That read sees the winner's write, so the
                         // retry cannot lose again: N contenders on one wallet cost N + 1 rounds
                         // of work in one or two commits, never N rounds of colliding.
-                        Err(Error::Contention { resource, .. }) if waits.contains(&resource) => {
+                        Err(Error::Contention { resource, .. }) if waits_on(&resources, &resource) => {
                             stats.retries.fetch_add(1, Ordering::Relaxed);
                             let plan = decide(c)?;
                             stats.count(apply(c, plan, &Fences::default()))
