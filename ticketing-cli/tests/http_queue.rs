@@ -1,6 +1,7 @@
 //! The waiting queue and hold expiry over HTTP, end to end with real time (short TTLs):
 //! positions, FIFO admission when a token is paid out, leaves or expires, `/api/token/status`,
-//! and a run-out hold's seat listed again within a second of `heldUntil`.
+//! a run-out hold's seat listed again within a second of `heldUntil`, and listings (served
+//! from memory while nothing changes) that show every change at once, another process's too.
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
 mod http_support;
@@ -12,6 +13,7 @@ use serde_json::json;
 
 per_strategy!(queue_admission, queue_admission);
 per_strategy!(hold_expiry, hold_expiry);
+per_strategy!(listings_follow_every_change, listings_follow_every_change);
 
 async fn status_of(s: &Server, token: &str) -> (String, i64) {
     let a = s.get("/api/token/status", Some(token)).await;
@@ -166,4 +168,78 @@ async fn hold_expiry(strategy: &'static str) {
         a.ok();
         break;
     }
+}
+
+/// Runs `ticketing admin …` on the server's database as another process would.
+fn admin(s: &Server, strategy: &str, args: &[&str]) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ticketing"));
+    cmd.arg("--db")
+        .arg(s.dir.path().join("ticketing.db"))
+        .args(["--strategy", strategy]);
+    if strategy == "redis" {
+        cmd.arg("--redis-url")
+            .arg(http_support::redis_url().expect("TICKETING_TEST_REDIS_URL"));
+    }
+    let out = cmd.arg("admin").args(args).output().expect("run admin");
+    assert!(
+        out.status.success(),
+        "admin {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The free seats of date 1 on concert 1's listing.
+async fn listed_count(s: &Server, token: &str) -> i64 {
+    let dates = s.get("/api/1/available-dates", Some(token)).await;
+    let list = dates.ok()["concertOptions"].as_array().unwrap().clone();
+    let first = list.iter().find(|d| d["concertOptionId"] == 1).unwrap();
+    first["availableSeats"].as_i64().unwrap()
+}
+
+async fn listings_follow_every_change(strategy: &'static str) {
+    let s = Server::start(strategy, &[]);
+    let (viewer, _) = s.token(1).await;
+    let (buyer, _) = s.token(2).await;
+    let all = s.available_seat_ids(1, &viewer).await;
+    let total = listed_count(&s, &viewer).await;
+    assert_eq!(all.len() as i64, total);
+    // Asked again and again with nothing changing: the same answer (from memory).
+    for _ in 0..3 {
+        assert_eq!(s.available_seat_ids(1, &viewer).await, all);
+        assert_eq!(listed_count(&s, &viewer).await, total);
+    }
+
+    // A hold through the API is off both listings on the very next read.
+    let r = s
+        .post(
+            "/api/reserve",
+            Some(&buyer),
+            json!({ "concertOptionId": 1, "seatId": 5 }),
+        )
+        .await;
+    let rid = r.ok()["data"]["reservationId"].as_i64().unwrap();
+    let without: Vec<i64> = all.iter().copied().filter(|&id| id != 5).collect();
+    assert_eq!(s.available_seat_ids(1, &viewer).await, without);
+    assert_eq!(listed_count(&s, &viewer).await, total - 1);
+
+    // An operator releases the hold from another process: back at once.
+    admin(&s, strategy, &["hold", "release", &rid.to_string()]);
+    assert_eq!(s.available_seat_ids(1, &viewer).await, all);
+    assert_eq!(listed_count(&s, &viewer).await, total);
+
+    // An operator expires the viewer's token from another process: refused at once.
+    admin(&s, strategy, &["token", "expire", &viewer]);
+    s.get("/api/1/available-seats", Some(&viewer))
+        .await
+        .assert_error(401, "TOKEN_EXPIRED");
+    s.get("/api/1/available-dates", Some(&viewer))
+        .await
+        .assert_error(401, "TOKEN_EXPIRED");
+    // Unknown tokens never pass, whatever memory holds.
+    let mut forged = buyer.clone();
+    forged.replace_range(30.., if forged.ends_with("000000") { "111111" } else { "000000" });
+    s.get("/api/1/available-seats", Some(&forged))
+        .await
+        .assert_error(401, "TOKEN_INVALID");
+    assert_eq!(s.available_seat_ids(1, &buyer).await, all);
 }

@@ -20,6 +20,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod invariants;
+mod memo;
 pub mod money;
 mod queue;
 mod store;
@@ -33,6 +34,7 @@ pub use domain::{
     SeatStatus, TokenStatus, TokenView,
 };
 pub use error::{Error, ErrorClass, Result, TokenProblem};
+pub use memo::Memo;
 pub use money::Money;
 pub use queue::Admission;
 pub use store::Answer;

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use common::Fixture;
 use ticketing_core::{
-    invariants, Error, ErrorClass, Money, PayCmd, ReserveCmd, SeatStatus, StrategyKind, TokenProblem, TokenStatus,
+    invariants, ConcertDate, Config, Error, ErrorClass, Memo, Money, PayCmd, ReserveCmd, Seat, SeatStatus,
+    StrategyKind, Ticketing, TokenProblem, TokenStatus,
 };
 
 /// Runs `f(i)` on `n` threads released at once; returns the results in thread order.
@@ -561,7 +562,103 @@ fn answers_started_together(kind: StrategyKind) {
     assert_invariants(&fx);
 }
 
+// ----- reads answered from memory ---------------------------------------------------------
+
+/// A memoized read answers from memory only while its answer is still the database's: any
+/// commit (ours or another connection's) or a hold running out sends it back to the database,
+/// and the token is checked every time.
+fn memoized_reads_follow_the_database(kind: StrategyKind) {
+    let fx = Fixture::with(kind, |c| {
+        c.max_active = Some(2);
+        c.hold_ttl = Duration::from_secs(300);
+        c.token_ttl = Duration::from_secs(600);
+    });
+    let (option, seats) = fx.concert(10, 100);
+    let concert = 1;
+    let (a, b) = (fx.active_token(1), fx.active_token(2));
+    let waiting = fx.t.issue_token(3).unwrap();
+    assert_eq!(waiting.status, TokenStatus::Waiting);
+    let seat_memo: Memo<Vec<i64>> = Memo::new();
+    let date_memo: Memo<Vec<u32>> = Memo::new();
+    let ids = |s: &[Seat]| s.iter().map(|s| s.seat_id).collect::<Vec<_>>();
+    let counts = |d: &[ConcertDate]| d.iter().map(|d| d.available_seats).collect::<Vec<_>>();
+    let from_memory = |token: &str| fx.t.available_seats_memoized(&seat_memo, token, option);
+    let from_db = |token: &str| fx.t.available_seats_memo(&seat_memo, token, option, ids).unwrap();
+
+    assert!(from_memory(&a).is_none(), "nothing read yet");
+    assert_eq!(from_db(&a), seats);
+    assert_eq!(from_memory(&a).unwrap().unwrap(), seats);
+    assert_eq!(
+        fx.t.available_dates_memo(&date_memo, &a, concert, counts).unwrap(),
+        [10]
+    );
+    assert_eq!(
+        fx.t.available_dates_memoized(&date_memo, &a, concert).unwrap().unwrap(),
+        [10]
+    );
+    // Tokens memory has not seen, a forged twin of a, a WAITING token: the database decides.
+    assert!(from_memory(&b).is_none());
+    let mut forged = a.clone();
+    forged.replace_range(30.., if forged.ends_with("000000") { "111111" } else { "000000" });
+    assert!(from_memory(&forged).is_none());
+    assert!(from_memory(&waiting.token).is_none());
+    assert!(matches!(
+        fx.t.available_seats_memo(&seat_memo, &waiting.token, option, ids),
+        Err(Error::NotAdmitted { position: 1 })
+    ));
+
+    // Our own commit: the next read goes to the database and sees it.
+    let first = reserve(&fx, &b, option, seats[0]).unwrap();
+    assert!(from_memory(&a).is_none(), "a commit since");
+    assert!(fx.t.available_dates_memoized(&date_memo, &a, concert).is_none());
+    assert_eq!(from_db(&a), seats[1..]);
+    assert_eq!(from_memory(&a).unwrap().unwrap(), seats[1..]);
+    assert_eq!(fx.t.available_dates_memo(&date_memo, &a, concert, counts).unwrap(), [9]);
+
+    // Another connection's commit (as another process's would be) shows at once too.
+    let mut config = Config::new(fx.db_path()).with_strategy(kind);
+    config.redis_url = common::redis_url();
+    let other = Ticketing::open_with_clock(config, fx.clock.clone()).unwrap();
+    other
+        .reserve(ReserveCmd {
+            token: a.clone(),
+            concert_option_id: option,
+            seat_id: seats[1],
+            user_id: None,
+        })
+        .unwrap();
+    drop(other);
+    assert!(from_memory(&a).is_none(), "another connection committed");
+    assert_eq!(from_db(&a), seats[2..]);
+
+    // Holds run out with no write at all: memory stops answering at that moment.
+    fx.clock.advance(Duration::from_secs(299));
+    assert_eq!(from_memory(&a).unwrap().unwrap(), seats[2..]);
+    fx.clock.advance(Duration::from_secs(1));
+    assert!(from_memory(&a).is_none(), "the holds ran out");
+    assert!(fx.t.available_dates_memoized(&date_memo, &a, concert).is_none());
+    assert_eq!(from_db(&a), seats);
+    assert_eq!(
+        fx.t.available_dates_memo(&date_memo, &a, concert, counts).unwrap(),
+        [10]
+    );
+    let err = pay(&fx, &b, first.reservation_id, 100).unwrap_err();
+    assert!(matches!(err, Error::HoldExpired { .. }), "{err:?}");
+
+    // The token runs out with no write at all: memory refuses it as the database would.
+    fx.clock.advance(Duration::from_secs(299));
+    let seats_now = from_db(&a);
+    assert_eq!(from_memory(&a).unwrap().unwrap(), seats_now);
+    fx.clock.advance(Duration::from_secs(1));
+    let err = from_memory(&a).unwrap().unwrap_err();
+    assert!(matches!(err, Error::Unauthorized(TokenProblem::Expired)), "{err:?}");
+    let err = fx.t.available_seats(&a, option).unwrap_err();
+    assert!(matches!(err, Error::Unauthorized(TokenProblem::Expired)), "{err:?}");
+    assert_invariants(&fx);
+}
+
 every_strategy!(
+    memoized_reads_follow_the_database,
     admission_wakes_the_admitted_waiter_only,
     answers_started_together,
     tokens_match_whole,

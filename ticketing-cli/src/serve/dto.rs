@@ -216,20 +216,20 @@ pub struct ConcertItem {
 /// `GET /api/{concertId}/available-dates`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct DatesBody {
+pub struct DatesBody<'a> {
     /// Dates with at least one AVAILABLE seat.
-    pub concert_options: Vec<DateItem>,
+    pub concert_options: Vec<DateItem<'a>>,
 }
 
 /// A date of a concert.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct DateItem {
+pub struct DateItem<'a> {
     /// Id of the date (the seed's concert option).
     pub concert_option_id: i64,
     /// `YYYY-MM-DD`.
     #[schema(example = "2026-12-24")]
-    pub concert_date: String,
+    pub concert_date: &'a str,
     /// Price of one seat.
     #[schema(value_type = f64, example = 50000.0)]
     pub price: Money,

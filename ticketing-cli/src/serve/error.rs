@@ -11,7 +11,7 @@ use ticketing_core::{Error, ErrorClass};
 use super::dto::ErrorBody;
 
 /// An error answer of the API.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,

@@ -26,8 +26,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::body::Bytes;
 use ticketing_core::admin::NewConcert;
-use ticketing_core::{Answer, Money, Ticketing};
+use ticketing_core::{Answer, Memo, Money, Ticketing};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -73,6 +74,10 @@ pub(crate) struct AppState {
     pub ticketing: Ticketing,
     pub metrics: Arc<metrics::Metrics>,
     pub reads: ReadPool,
+    /// The encoded `available-dates` answers, by concert.
+    pub dates: Arc<Memo<Result<Bytes, ApiError>>>,
+    /// The encoded `available-seats` answers, by date.
+    pub seats: Arc<Memo<Result<Bytes, ApiError>>>,
     /// `None` with `--rate-limit off`.
     pub limits: Option<Arc<limits::RateLimits>>,
 }
@@ -139,6 +144,8 @@ async fn serve(
         ticketing: ticketing.clone(),
         metrics: Arc::new(metrics::Metrics::default()),
         reads: ReadPool::start(read_threads)?,
+        dates: Arc::default(),
+        seats: Arc::default(),
         limits: limits.clone(),
     };
     if let Some(limits) = limits {
