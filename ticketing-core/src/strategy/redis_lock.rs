@@ -17,14 +17,17 @@
 //! two databases sharing one Redis never contend, and carry the resource as a hash tag
 //! (`{seat:12}`) so a lock and its fence always live in one cluster slot.
 //!
-//! Faults: every connection has connect, read and write timeouts, so a dead Redis never hangs
-//! a request; a connection that failed is dropped and the next call dials again; any failure
+//! Transport: one connection per process, driven by one thread that sends every command
+//! waiting as one pipeline (a burst of 200 requests costs Redis one read and one write, not
+//! 400 of each). A release is queued without waiting for its reply: the connection keeps the
+//! order, so any later acquire of this process reaches Redis after it.
+//!
+//! Faults: the connection has connect, read and write timeouts, so a dead Redis never hangs
+//! a request; a connection that failed is dropped and the next batch dials again; any failure
 //! to reach Redis is [`Error::LockUnavailable`], raised before the database is touched.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-use parking_lot::Mutex;
 
 use super::{Backoff, ContentionStats, OnLostRace, Resource};
 use crate::error::{Error, Result};
@@ -33,8 +36,8 @@ use crate::error::{Error, Result};
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How long one command may wait for the socket.
 const IO_TIMEOUT: Duration = Duration::from_millis(1000);
-/// Idle connections kept for reuse; more are closed when returned.
-const MAX_IDLE: usize = 64;
+/// The most commands one pipeline carries.
+const MAX_PIPELINE: usize = 1024;
 /// A fence key outlives any lease by far; after it lapses the clock floor takes over.
 const FENCE_TTL_MS: u64 = 24 * 3600 * 1000;
 
@@ -68,15 +71,28 @@ pub(crate) struct Lease {
     pub fence: i64,
 }
 
-/// The lock service: a small pool of blocking connections to one Redis.
+/// The lock service. Every command goes through one connection, driven by one thread that
+/// sends whatever is waiting as one pipeline and reads the replies in order (see [`drive`]).
 pub(crate) struct RedisLocks {
-    client: redis::Client,
     namespace: String,
-    idle: Mutex<Vec<redis::Connection>>,
+    commands: Option<crossbeam_channel::Sender<Command>>,
+    driver: Option<std::thread::JoinHandle<()>>,
     lease: Duration,
     wait_bound: Duration,
-    acquire: redis::Script,
-    release: redis::Script,
+}
+
+/// A command for the driver thread.
+enum Command {
+    /// Run ACQUIRE; the reply is the fence (0: another holds the lock).
+    Acquire {
+        key: String,
+        fence_key: String,
+        token: String,
+        lease_ms: u64,
+        reply: crossbeam_channel::Sender<Result<i64>>,
+    },
+    /// Run RELEASE; nobody waits for it.
+    Release { key: String, token: String },
 }
 
 impl RedisLocks {
@@ -92,23 +108,23 @@ impl RedisLocks {
                 "the Redis lock lease must be at least 1ms",
             ));
         }
-        let locks = RedisLocks {
-            client,
-            namespace: namespace(db_path),
-            idle: Mutex::new(Vec::new()),
-            lease,
-            wait_bound,
-            acquire: redis::Script::new(ACQUIRE),
-            release: redis::Script::new(RELEASE),
-        };
-        let mut conn = locks
-            .dial()
-            .map_err(|e| Error::invalid("redis-url", format!("cannot reach Redis at `{shown}`: {e}")))?;
+        let mut conn =
+            dial(&client).map_err(|e| Error::invalid("redis-url", format!("cannot reach Redis at `{shown}`: {e}")))?;
         redis::cmd("PING")
             .query::<String>(&mut conn)
             .map_err(|e| Error::invalid("redis-url", format!("Redis at `{shown}` does not answer PING: {e}")))?;
-        locks.idle.lock().push(conn);
-        Ok(locks)
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let driver = std::thread::Builder::new()
+            .name("ticketing-locks".into())
+            .spawn(move || drive(client, Some(conn), rx))
+            .map_err(|e| Error::Internal(format!("cannot start the lock thread: {e}")))?;
+        Ok(RedisLocks {
+            namespace: namespace(db_path),
+            commands: Some(tx),
+            driver: Some(driver),
+            lease,
+            wait_bound,
+        })
     }
 
     /// The Redis key of the lock on `res`.
@@ -116,37 +132,11 @@ impl RedisLocks {
         lock_key(&self.namespace, res)
     }
 
-    fn dial(&self) -> redis::RedisResult<redis::Connection> {
-        let conn = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
-        conn.set_read_timeout(Some(IO_TIMEOUT))?;
-        conn.set_write_timeout(Some(IO_TIMEOUT))?;
-        Ok(conn)
-    }
-
-    fn put_back(&self, conn: redis::Connection) {
-        let mut idle = self.idle.lock();
-        if idle.len() < MAX_IDLE {
-            idle.push(conn);
-        }
-    }
-
-    /// Runs `f` on a pooled connection. A connection that fails is dropped, never reused: after
-    /// a timeout its replies may be out of step. A pooled connection that fails may simply have
-    /// outlived a Redis restart; then the pool is emptied (its siblings died with it) and `f`
-    /// runs once more on a fresh connection — every command sent here is safe to repeat.
-    fn call<T>(&self, f: impl Fn(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T> {
-        let pooled = self.idle.lock().pop();
-        if let Some(mut conn) = pooled {
-            if let Ok(v) = f(&mut conn) {
-                self.put_back(conn);
-                return Ok(v);
-            }
-            self.idle.lock().clear();
-        }
-        let mut conn = self.dial().map_err(|_| Error::LockUnavailable)?;
-        let v = f(&mut conn).map_err(|_| Error::LockUnavailable)?;
-        self.put_back(conn);
-        Ok(v)
+    fn send(&self, command: Command) -> Result<()> {
+        self.commands
+            .as_ref()
+            .and_then(|tx| tx.send(command).ok())
+            .ok_or(Error::LockUnavailable)
     }
 
     /// Takes the lock on `res`: at once or fail (`FailFast`), or retrying with jittered backoff
@@ -160,23 +150,15 @@ impl RedisLocks {
         let mut backoff = Backoff::new();
         let mut waited = false;
         loop {
-            let granted = self.call(|c| {
-                self.acquire
-                    .key(&key)
-                    .key(&fence_key)
-                    .arg(&token)
-                    .arg(lease_ms)
-                    .arg(FENCE_TTL_MS)
-                    .invoke::<i64>(c)
-            });
-            let fence = match granted {
-                Ok(fence) => fence,
-                Err(e) => {
-                    // The script may have run before the reply was lost: give back what may be ours.
-                    self.release_token(&key, &token);
-                    return Err(e);
-                }
-            };
+            let (reply, answer) = crossbeam_channel::bounded(1);
+            self.send(Command::Acquire {
+                key: key.clone(),
+                fence_key: fence_key.clone(),
+                token: token.clone(),
+                lease_ms,
+                reply,
+            })?;
+            let fence = answer.recv().unwrap_or(Err(Error::LockUnavailable))?;
             if fence > 0 {
                 return Ok(Lease { key, token, fence });
             }
@@ -196,15 +178,140 @@ impl RedisLocks {
         }
     }
 
-    /// Releases `lease` if it is still ours (compare-and-delete). When Redis cannot be reached
-    /// the lease simply runs out.
+    /// Releases `lease` if it is still ours (compare-and-delete), without waiting for Redis:
+    /// the release is queued on the one connection every command of this process uses, so
+    /// any later acquire from this process reaches Redis after it. When Redis cannot be
+    /// reached the lease simply runs out.
     pub fn release(&self, lease: Lease) {
-        self.release_token(&lease.key, &lease.token);
+        let _ = self.send(Command::Release {
+            key: lease.key,
+            token: lease.token,
+        });
     }
+}
 
-    fn release_token(&self, key: &str, token: &str) {
-        let _ = self.call(|c| self.release.key(key).arg(token).invoke::<i64>(c));
+impl Drop for RedisLocks {
+    fn drop(&mut self) {
+        // The driver sends what is queued (releases included), then stops.
+        self.commands.take();
+        if let Some(driver) = self.driver.take() {
+            let _ = driver.join();
+        }
     }
+}
+
+fn dial(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
+    let conn = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+    conn.set_read_timeout(Some(IO_TIMEOUT))?;
+    conn.set_write_timeout(Some(IO_TIMEOUT))?;
+    Ok(conn)
+}
+
+/// The driver thread: takes every command waiting (up to [`MAX_PIPELINE`]), sends them as one
+/// pipeline, and answers each acquire from its reply. One round trip then serves a whole
+/// burst of requests, and Redis reads and answers them with one system call each way instead
+/// of one per command.
+///
+/// A failed round trip drops the connection (after a timeout its replies may be out of step);
+/// the batch is sent once more on a fresh one — every command is safe to repeat (an acquire
+/// by the same token returns the same fence) — so a Redis restart between two batches costs
+/// no request. If that fails too, each acquire of the batch is [`Error::LockUnavailable`], and
+/// what those acquires may have taken is released with the next batch.
+fn drive(client: redis::Client, mut conn: Option<redis::Connection>, commands: crossbeam_channel::Receiver<Command>) {
+    let acquire = redis::Script::new(ACQUIRE);
+    let release = redis::Script::new(RELEASE);
+    let mut batch = Vec::new();
+    let mut give_back: Vec<(String, String)> = Vec::new();
+    while let Ok(first) = commands.recv() {
+        batch.push(first);
+        while batch.len() < MAX_PIPELINE {
+            match commands.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let mut pipe = redis::pipe();
+        for (key, token) in &give_back {
+            pipe.cmd("EVALSHA")
+                .arg(release.get_hash())
+                .arg(1)
+                .arg(key)
+                .arg(token)
+                .ignore();
+        }
+        for command in &batch {
+            match command {
+                Command::Acquire {
+                    key,
+                    fence_key,
+                    token,
+                    lease_ms,
+                    ..
+                } => pipe
+                    .cmd("EVALSHA")
+                    .arg(acquire.get_hash())
+                    .arg(2)
+                    .arg(key)
+                    .arg(fence_key)
+                    .arg(token)
+                    .arg(lease_ms)
+                    .arg(FENCE_TTL_MS),
+                Command::Release { key, token } => {
+                    pipe.cmd("EVALSHA").arg(release.get_hash()).arg(1).arg(key).arg(token)
+                }
+            };
+        }
+        let mut replies = round_trip(&client, &mut conn, &pipe, &[&acquire, &release]);
+        if replies.is_none() {
+            conn = None;
+            replies = round_trip(&client, &mut conn, &pipe, &[&acquire, &release]);
+        }
+        if replies.is_some() {
+            give_back.clear();
+        } else {
+            conn = None;
+        }
+        let replies = replies.unwrap_or_default();
+        for (i, command) in batch.drain(..).enumerate() {
+            if let Command::Acquire { key, token, reply, .. } = command {
+                let fence = match replies.get(i) {
+                    Some(redis::Value::Int(fence)) => Ok(*fence),
+                    _ => {
+                        // The script may have run before the reply was lost: give back what
+                        // may be ours.
+                        give_back.push((key, token));
+                        Err(Error::LockUnavailable)
+                    }
+                };
+                let _ = reply.send(fence);
+            }
+        }
+        // Redis stays away: keep only what fits in one pipeline, the leases run out anyway.
+        give_back.truncate(MAX_PIPELINE);
+    }
+}
+
+/// Sends `pipe` (dialling and loading the scripts first when there is no connection) and
+/// reads one reply per command; `None` when the round trip failed.
+fn round_trip(
+    client: &redis::Client,
+    conn: &mut Option<redis::Connection>,
+    pipe: &redis::Pipeline,
+    scripts: &[&redis::Script],
+) -> Option<Vec<redis::Value>> {
+    if conn.is_none() {
+        let mut fresh = dial(client).ok()?;
+        for script in scripts {
+            script.prepare_invoke().load(&mut fresh).ok()?;
+        }
+        *conn = Some(fresh);
+    }
+    let replies: Vec<redis::Value> = pipe.query(conn.as_mut()?).ok()?;
+    if replies.iter().any(|r| matches!(r, redis::Value::ServerError(_))) {
+        // NOSCRIPT (Redis lost its scripts) or worse: start again on a fresh connection.
+        return None;
+    }
+    Some(replies)
 }
 
 /// `ticketing:<16 hex digits>`: a stable hash (FNV-1a, the same in every build) of the
