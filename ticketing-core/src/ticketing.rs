@@ -158,15 +158,6 @@ impl Ticketing {
         self.inner.strategy.kind()
     }
 
-    /// True when `reserve_answer`, `charge_answer`, `use_points_answer` and `pay_answer` block
-    /// the calling thread until the commit (the redis strategy holds its locks through it):
-    /// async callers then run them on a blocking thread. The other `*_answer` methods and
-    /// every strategy but redis only read on the calling thread (microseconds) and queue
-    /// the write.
-    pub fn answers_block(&self) -> bool {
-        self.inner.strategy.start_blocks()
-    }
-
     /// Lost-race counters since start.
     pub fn contention(&self) -> ContentionSnapshot {
         self.inner.strategy.stats.snapshot()
@@ -495,7 +486,7 @@ impl Ticketing {
     }
 
     /// [`Ticketing::reserve`] without waiting for the commit (see [`Answer`]; under the redis
-    /// strategy it returns only after the commit, see [`Ticketing::answers_block`]).
+    /// strategy the answer is the whole locked sequence, run as it is awaited).
     pub fn reserve_answer(&self, cmd: ReserveCmd) -> Result<Answer<Hold>> {
         if let Some(user) = cmd.user_id {
             check_user_id(user)?;

@@ -9,6 +9,7 @@
 mod common;
 mod redis_support;
 
+use std::future::Future;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -160,6 +161,41 @@ fn only_the_holder_releases() {
     // A release is sent without waiting for its reply (see the next test): it reaches another
     // connection's view a round trip later.
     wait_key_gone(&mut redis, &key, Duration::from_secs(1));
+    assert_invariants(&fx);
+}
+
+/// A request dropped while its lock is being taken (a client that went away) gives the lock
+/// back as soon as it is granted, and writes nothing: the seat is free for the next one.
+#[test]
+fn a_dropped_request_gives_its_lock_back() {
+    let Some(url) = test_redis_url("a_dropped_request_gives_its_lock_back") else {
+        return;
+    };
+    let fx = fixture(|_| {});
+    let (option, seats) = fx.concert(1, 100);
+    let (first, second) = (fx.active_token(1), fx.active_token(2));
+    let key = test_hooks::lock_key(&fx.t, &format!("seat:{}", seats[0]));
+    let mut redis = raw(&url);
+    let before = fx.snapshot();
+    let mut answer =
+        fx.t.reserve_answer(ReserveCmd {
+            token: first,
+            concert_option_id: option,
+            seat_id: seats[0],
+            user_id: None,
+        })
+        .unwrap();
+    // Polled once: the acquire is on its way to Redis; then the request is dropped.
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(std::pin::Pin::new(&mut answer).poll(&mut cx).is_pending());
+    drop(answer);
+    // The grant arrives (microseconds) to nobody and is given back at once: long before its
+    // 5 s lease would run out, the key is gone.
+    thread::sleep(Duration::from_millis(500));
+    let exists: i64 = redis::cmd("EXISTS").arg(&key).query(&mut redis).unwrap();
+    assert_eq!(exists, 0, "the dropped request's lock is still held");
+    assert_eq!(fx.snapshot(), before, "a dropped request wrote nothing");
+    reserve(&fx.t, &second, option, seats[0]).expect("the seat and its lock are free");
     assert_invariants(&fx);
 }
 

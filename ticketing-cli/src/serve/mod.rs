@@ -7,8 +7,11 @@
 //! [`metrics`] (Prometheus text). This file starts the server: validates flags, opens the
 //! database, binds, runs the sweeper and shuts down gracefully.
 //!
-//! The core is synchronous: every call into it runs on tokio's blocking pool
-//! ([`blocking`]), never on a runtime worker.
+//! The core's calls are synchronous: reads run on a small pool of read threads
+//! ([`ReadPool`]), never on a runtime worker; writes start there and their answers (the
+//! commit, and under the redis strategy the locks) are awaited without holding a thread
+//! ([`write`]). The hot catalogue reads are answered from memory on the event loop while the
+//! database is unchanged (`ticketing_core::Memo`).
 
 mod auth;
 mod dto;
@@ -266,32 +269,17 @@ fn add_demo_concert(ticketing: &Ticketing) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs a synchronous core call on the blocking pool. A panic in the core becomes a 500.
-pub(crate) async fn blocking<T, F>(f: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce() -> ticketing_core::Result<T> + Send + 'static,
-{
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result.map_err(ApiError::from),
-        Err(e) => Err(ApiError::internal(format!("a core call panicked: {e}"))),
-    }
-}
-
 /// Runs a core write: its start (a token check, the optimistic strategy's read) on the read
-/// pool, then awaits its commit without holding any thread, so a burst of writes costs no
+/// pool, then awaits its answer without holding any thread, so a burst of writes costs no
 /// more threads than a burst of reads and they all share the writer's group commits. Under
-/// the redis strategy a `locks` write holds its locks through the commit, so it runs on the
-/// blocking pool instead.
-pub(crate) async fn write<T, F>(s: &AppState, locks: bool, start: F) -> Result<T, ApiError>
+/// the redis strategy the answer is the locked sequence itself: awaiting it asks Redis through
+/// the lock driver, decides on a snapshot and awaits the commit.
+pub(crate) async fn write<T, F>(s: &AppState, start: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Ticketing) -> ticketing_core::Result<Answer<T>> + Send + 'static,
 {
     let t = s.ticketing.clone();
-    if locks && t.answers_block() {
-        return blocking(move || start(&t)?.wait()).await;
-    }
     let answer = s.reads.run(move || start(&t)).await?;
     answer.await.map_err(ApiError::from)
 }

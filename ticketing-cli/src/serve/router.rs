@@ -2,7 +2,8 @@
 //!
 //! Every route is in [`ROUTES`]: the router is built from it, and a test checks that it equals
 //! the routes the OpenAPI document describes. A handler parses its input strictly
-//! ([`super::dto`]), makes one call into the core on the blocking pool, and renders a DTO.
+//! ([`super::dto`]), makes one call into the core (on the read pool, or awaited for a write),
+//! and renders a DTO.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -152,7 +153,7 @@ async fn issue_token(
     if let Some(limits) = &s.limits {
         limits.check(ip, &format!("user:{user_id}"))?;
     }
-    let view = write(&s, false, move |t| t.issue_token_answer(user_id)).await?;
+    let view = write(&s, move |t| t.issue_token_answer(user_id)).await?;
     json(&Envelope::success(TokenData::issued(view)))
 }
 
@@ -165,7 +166,7 @@ async fn issue_token(
     ))]
 async fn leave_queue(State(s): State<AppState>, token: RequestToken) -> Result<Response, ApiError> {
     let token = token.into_string();
-    let view = write(&s, false, move |t| t.leave_answer(&token)).await?;
+    let view = write(&s, move |t| t.leave_answer(&token)).await?;
     json(&Envelope::success(TokenData::issued(view)))
 }
 
@@ -178,7 +179,7 @@ async fn leave_queue(State(s): State<AppState>, token: RequestToken) -> Result<R
     ))]
 async fn token_status(State(s): State<AppState>, token: RequestToken) -> Result<Response, ApiError> {
     let token = token.into_string();
-    let view = write(&s, false, move |t| t.token_status_answer(&token)).await?; // may write (refresh, admit)
+    let view = write(&s, move |t| t.token_status_answer(&token)).await?; // may write (refresh, admit)
     json(&Envelope::success(TokenData::status(view)))
 }
 
@@ -325,7 +326,7 @@ async fn reserve(
     if let Some(limits) = &s.limits {
         limits.check(ip, &format!("token:{}", cmd.token))?;
     }
-    let hold = write(&s, true, move |t| t.reserve_answer(cmd)).await?;
+    let hold = write(&s, move |t| t.reserve_answer(cmd)).await?;
     json(&Envelope::success(ReserveData {
         reservation_id: hold.reservation_id,
         held_until: hold.held_until,
@@ -342,7 +343,7 @@ async fn reserve(
 async fn charge(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let body = object(body)?;
     let (user_id, amount) = (body.id("userId")?, body.amount("amount")?);
-    let balance = write(&s, true, move |t| t.charge_answer(user_id, amount)).await?;
+    let balance = write(&s, move |t| t.charge_answer(user_id, amount)).await?;
     json(&BalanceBody { balance })
 }
 
@@ -365,14 +366,14 @@ async fn use_points(
     let body = object(body)?;
     let (user_id, amount) = (body.id("userId")?, body.amount("amount")?);
     let token = token.or_body(body.opt_str("token")?);
-    let holder = write(&s, false, move |t| t.token_status_answer(&token)).await?;
+    let holder = write(&s, move |t| t.token_status_answer(&token)).await?;
     if holder.status == TokenStatus::Expired {
         return Err(ticketing_core::Error::Unauthorized(TokenProblem::Expired).into());
     }
     if holder.user_id != user_id {
         return Err(ticketing_core::Error::UserMismatch.into());
     }
-    let balance = write(&s, true, move |t| t.use_points_answer(user_id, amount)).await?;
+    let balance = write(&s, move |t| t.use_points_answer(user_id, amount)).await?;
     json(&BalanceBody { balance })
 }
 
@@ -426,7 +427,7 @@ async fn pay(
         amount: body.amount("amount")?,
         idempotency_key,
     };
-    let receipt = write(&s, true, move |t| t.pay_answer(cmd)).await?;
+    let receipt = write(&s, move |t| t.pay_answer(cmd)).await?;
     json(&Envelope::success(PayData {
         payment_id: receipt.payment_id,
         balance: receipt.balance,

@@ -5,10 +5,10 @@
 //!   worker (a few microseconds on a pooled connection: handing it to another thread would
 //!   cost more than the read). A write is queued to the core's group-commit writer with the
 //!   `*_answer` methods and awaited, so no thread waits for a commit and thousands of users'
-//!   writes share each fsync. Under the redis strategy a seat, wallet or payment write holds
-//!   its locks through the commit, so those run on tokio's blocking pool, whose size
-//!   (`--concurrency`) bounds them as a server's worker pool would. Every request is timed
-//!   from its intended start, whatever it waited for.
+//!   writes share each fsync. Under the redis strategy the awaited answer is the whole locked
+//!   sequence (Redis asked through the core's lock driver, then the commit), so no thread
+//!   waits for Redis either. Every request is timed from its intended start, whatever it
+//!   waited for.
 //! - [`Driver::Http`] sends the requests a real client sends (SPEC §4), with at most
 //!   `--concurrency` in flight over a shared keep-alive connection pool.
 
@@ -102,29 +102,13 @@ pub enum Driver {
     Http(Arc<HttpDriver>),
 }
 
-async fn blocking<T, F>(f: F) -> Reply<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> Result<T, ticketing_core::Error> + Send + 'static,
-{
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(Failure::from),
-        Err(e) => Err(Failure::error("PANIC", format!("a core call panicked: {e}"))),
-    }
-}
-
-/// A write through the core's `*_answer` method `start`: queued to the writer and awaited. When
-/// `locks` (a strategy-guarded write) and the strategy holds locks through the commit, the
-/// whole call runs on the blocking pool instead.
-async fn write<T, F>(t: &Ticketing, locks: bool, start: F) -> Reply<T>
+/// A write through the core's `*_answer` method `start`, awaited: no thread waits for the
+/// commit, nor (under the redis strategy) for Redis.
+async fn write<T, F>(t: &Ticketing, start: F) -> Reply<T>
 where
     T: Send + 'static,
     F: FnOnce(&Ticketing) -> Result<Answer<T>, ticketing_core::Error> + Send + 'static,
 {
-    if locks && t.answers_block() {
-        let t = t.clone();
-        return blocking(move || start(&t)?.wait()).await;
-    }
     Ok(start(t)?.await?)
 }
 
@@ -141,7 +125,7 @@ impl Driver {
     /// `POST /api/token`.
     pub async fn issue_token(&self, user: i64) -> Reply<TokenInfo> {
         match self {
-            Driver::InProcess(t) => write(t, false, move |t| t.issue_token_answer(user))
+            Driver::InProcess(t) => write(t, move |t| t.issue_token_answer(user))
                 .await
                 .map(|v| token_of(t, v)),
             Driver::Http(h) => token_info(
@@ -255,7 +239,7 @@ impl Driver {
                     seat_id,
                     user_id: Some(user),
                 };
-                let hold = write(t, true, move |t| t.reserve_answer(cmd)).await?;
+                let hold = write(t, move |t| t.reserve_answer(cmd)).await?;
                 Ok(HoldInfo {
                     reservation_id: hold.reservation_id,
                     price: hold.price,
@@ -276,7 +260,7 @@ impl Driver {
     /// `PATCH /api/balance/charge`: the new balance.
     pub async fn charge(&self, user: i64, amount: Money) -> Reply<Money> {
         match self {
-            Driver::InProcess(t) => write(t, true, move |t| t.charge_answer(user, amount)).await,
+            Driver::InProcess(t) => write(t, move |t| t.charge_answer(user, amount)).await,
             Driver::Http(h) => {
                 let body = json!({"userId": user, "amount": amount.as_f64()});
                 let v = h.send(Method::Patch, "/api/balance/charge", None, Some(body)).await?;
@@ -288,7 +272,7 @@ impl Driver {
     /// `PATCH /api/balance/use` (the seed's "use points"): the new balance.
     pub async fn use_points(&self, user: i64, amount: Money) -> Reply<Money> {
         match self {
-            Driver::InProcess(t) => write(t, true, move |t| t.use_points_answer(user, amount)).await,
+            Driver::InProcess(t) => write(t, move |t| t.use_points_answer(user, amount)).await,
             Driver::Http(h) => {
                 let body = json!({"userId": user, "amount": amount.as_f64()});
                 let token = h.spender_token(user, false).await?;
@@ -332,7 +316,7 @@ impl Driver {
                     amount,
                     idempotency_key: None,
                 };
-                write(t, true, move |t| t.pay_answer(cmd)).await.map(|r| r.balance)
+                write(t, move |t| t.pay_answer(cmd)).await.map(|r| r.balance)
             }
             Driver::Http(h) => {
                 let body = json!({"reservationId": reservation_id, "amount": amount.as_f64()});

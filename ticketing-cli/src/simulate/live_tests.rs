@@ -245,7 +245,7 @@ fn quitting_cancels_the_runs() {
         let b = watcher.borrow();
         let first = b.runs.first().expect("a run");
         assert!(
-            first.state == RunState::Pending || first.state == RunState::Running,
+            matches!(first.state, RunState::Pending | RunState::Setup | RunState::Running),
             "the first run ended before it was seen running: {first:?}"
         );
         let running = first.state == RunState::Running;

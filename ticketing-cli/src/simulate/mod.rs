@@ -67,8 +67,8 @@ pub struct SimulateArgs {
     /// Run this many users instead of the scenario's (scale a scenario down or up).
     #[arg(long)]
     pub users: Option<u64>,
-    /// Most requests in flight at once (in-process: blocking threads calling the core; HTTP:
-    /// connections).
+    /// Most requests in flight at once over HTTP (connections). In process every virtual user
+    /// is a task and its writes are awaited, so nothing there needs a bound.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
     /// Skip the raw SQLite commit-rate baseline.
@@ -330,7 +330,6 @@ fn execute(
 ) -> anyhow::Result<Simulated> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()).min(4))
-        .max_blocking_threads(args.concurrency)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

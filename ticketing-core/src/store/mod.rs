@@ -83,8 +83,12 @@ impl<T: Send, F: FnOnce(&Connection) -> Result<T> + Send> WriteJob for Pending<T
     }
 }
 
-/// The database: reader connections and the writer thread.
-pub(crate) struct Store {
+/// The database: reader connections and the writer thread. A cheap handle: clones share
+/// them, and the writer stops when the last clone is gone.
+#[derive(Clone)]
+pub(crate) struct Store(Arc<Shared>);
+
+pub(crate) struct Shared {
     path: PathBuf,
     durability: Durability,
     readers: Mutex<Vec<Connection>>,
@@ -92,6 +96,14 @@ pub(crate) struct Store {
     watch: Mutex<Option<Connection>>,
     writer: Option<Sender<Box<dyn WriteJob>>>,
     writer_thread: Option<JoinHandle<()>>,
+}
+
+impl std::ops::Deref for Store {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 impl Store {
@@ -107,14 +119,14 @@ impl Store {
             .name("ticketing-writer".into())
             .spawn(move || write_loop(conn, rx, hooks))
             .map_err(|e| Error::Internal(format!("cannot start the writer thread: {e}")))?;
-        Ok(Store {
+        Ok(Store(Arc::new(Shared {
             path: path.to_path_buf(),
             durability,
             readers: Mutex::new(Vec::new()),
             watch: Mutex::new(None),
             writer: Some(tx),
             writer_thread: Some(writer_thread),
-        })
+        })))
     }
 
     /// Runs `f` in a read transaction (one consistent snapshot) on a pooled connection.
@@ -218,6 +230,8 @@ pub struct Answer<T>(State<T>);
 enum State<T> {
     Ready(Option<Result<T>>),
     Waiting(oneshot::Receiver<Result<T>>),
+    /// Work still to do when polled (a write under Redis locks: acquire, decide, commit).
+    Later(Pin<Box<dyn Future<Output = Result<T>> + Send>>),
 }
 
 impl<T> Answer<T> {
@@ -229,6 +243,12 @@ impl<T> Answer<T> {
     /// An answer that comes over `rx`.
     pub(crate) fn waiting(rx: oneshot::Receiver<Result<T>>) -> Answer<T> {
         Answer(State::Waiting(rx))
+    }
+
+    /// An answer that `work` computes as it is polled (awaited or waited for). Dropping the
+    /// answer drops the work.
+    pub(crate) fn later(work: impl Future<Output = Result<T>> + Send + 'static) -> Answer<T> {
+        Answer(State::Later(Box::pin(work)))
     }
 
     /// Blocks this thread until the answer is known.
@@ -260,6 +280,7 @@ impl<T> Future for Answer<T> {
             State::Waiting(rx) => Pin::new(rx)
                 .poll(cx)
                 .map(|r| r.unwrap_or_else(|_| Err(writer_stopped()))),
+            State::Later(work) => work.as_mut().poll(cx),
         }
     }
 }
@@ -284,7 +305,7 @@ fn answered_twice() -> Error {
     Error::Internal("an answer was polled after it was ready".into())
 }
 
-impl Drop for Store {
+impl Drop for Shared {
     fn drop(&mut self) {
         // Closing the channel lets the writer finish what it has, then stop.
         self.writer.take();

@@ -136,7 +136,7 @@ fn in_savepoint<T>(c: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> 
 /// The strategy chosen at start-up.
 pub(crate) struct Strategy {
     kind: StrategyKind,
-    locks: Option<redis_lock::RedisLocks>,
+    locks: Option<Arc<redis_lock::RedisLocks>>,
     bound: Duration,
     pub stats: Arc<ContentionStats>,
 }
@@ -149,12 +149,12 @@ impl Strategy {
                     .redis_url
                     .as_deref()
                     .ok_or_else(|| Error::invalid("redis-url", "the redis strategy needs --redis-url"))?;
-                Some(redis_lock::RedisLocks::connect(
+                Some(Arc::new(redis_lock::RedisLocks::connect(
                     url,
                     &config.db_path,
                     config.lock_lease,
                     config.contention_bound,
-                )?)
+                )?))
             }
             _ => None,
         };
@@ -170,15 +170,10 @@ impl Strategy {
         self.kind
     }
 
-    /// True when [`Strategy::start`] may block the calling thread on something other than a
-    /// quick read (the redis strategy waits for its locks there).
-    pub fn start_blocks(&self) -> bool {
-        self.kind == StrategyKind::Redis
-    }
-
     /// Starts one use case on its contended `resources`: pessimistic and optimistic return as
     /// soon as the write is queued (the optimistic `decide` runs here, on a reader snapshot);
-    /// redis returns with the answer known, after holding its locks through the commit.
+    /// redis returns at once with the whole locked sequence still to run as the answer is
+    /// polled (see [`Strategy::locked`]).
     pub fn start<P, T, D, A>(
         &self,
         store: &Store,
@@ -219,37 +214,59 @@ impl Strategy {
                     }
                 })
             }
-            StrategyKind::Redis => Ok(Answer::ready(stats.count(self.locked(store, resources, decide, apply)))),
+            StrategyKind::Redis => {
+                let locked = self.locked(store.clone(), resources.to_vec(), decide, apply);
+                Ok(Answer::later(async move { stats.count(locked.await) }))
+            }
         }
     }
 
-    fn locked<P, T, D, A>(&self, store: &Store, resources: &[(Resource, OnLostRace)], decide: D, apply: A) -> Result<T>
+    /// The redis strategy's sequence: take every lock (before the database is read, so a
+    /// request that fails here changed nothing), decide on a snapshot, write with the locks'
+    /// fences, release. Nothing in it blocks a thread: Redis is asked by the lock driver and
+    /// the commit is awaited, so the caller's event loop runs it (only the decide read runs
+    /// inline). Dropping it midway gives back every lock taken.
+    fn locked<P, T, D, A>(
+        &self,
+        store: Store,
+        resources: Vec<(Resource, OnLostRace)>,
+        decide: D,
+        apply: A,
+    ) -> impl std::future::Future<Output = Result<T>> + Send + 'static
     where
         P: Send + 'static,
         T: Send + 'static,
         D: Fn(&Connection) -> Result<P> + Send + Clone + 'static,
         A: Fn(&Connection, P, &Fences) -> Result<T> + Send + Clone + 'static,
     {
-        let locks = self.locks.as_ref().ok_or(Error::LockUnavailable)?;
-        let mut held = Vec::with_capacity(resources.len());
-        let mut fences = Fences::default();
-        // Every lock is taken before the database is read, and nothing is written unless all
-        // were granted: a request that fails here (taken, wait bound, Redis down) changed nothing.
-        let outcome = (|| {
-            for &(res, how) in resources {
-                let lease = locks.acquire(res, how, &self.stats)?;
+        let (locks, stats, bound) = (self.locks.clone(), self.stats.clone(), self.bound);
+        async move {
+            let locks = locks.ok_or(Error::LockUnavailable)?;
+            let mut held = Held {
+                locks: locks.clone(),
+                leases: Vec::with_capacity(resources.len()),
+            };
+            let mut fences = Fences::default();
+            for &(res, how) in &resources {
+                let lease = locks.acquire(res, how, stats.clone()).await?;
                 fences.0.push((res, lease.fence));
-                held.push(lease);
+                held.leases.push(lease);
             }
             #[cfg(feature = "test-hooks")]
-            test_hooks::pause_point(test_hooks::Point::AfterAcquire, held.iter().map(|l| l.key.as_str()));
+            test_hooks::pause_point(
+                test_hooks::Point::AfterAcquire,
+                held.leases.iter().map(|l| l.key.as_str()),
+            );
             let started = Instant::now();
             loop {
                 let plan = store.read(|c| decide(c))?;
                 #[cfg(feature = "test-hooks")]
-                test_hooks::pause_point(test_hooks::Point::BeforeApply, held.iter().map(|l| l.key.as_str()));
+                test_hooks::pause_point(
+                    test_hooks::Point::BeforeApply,
+                    held.leases.iter().map(|l| l.key.as_str()),
+                );
                 let (apply, fences) = (apply.clone(), fences.clone());
-                match store.write(move |c| apply(c, plan, &fences)) {
+                match store.submit(move |c| apply(c, plan, &fences))?.await {
                     // A version moved under the lock: a writer that takes no lock (the sweep, an
                     // operator) or a holder whose lease lapsed wrote without a newer fence. We
                     // still hold the lock, so a waiting resource decides again; a stale fence
@@ -257,25 +274,35 @@ impl Strategy {
                     Err(Error::Contention {
                         resource,
                         code: "CONFLICT",
-                    }) if waits_on(resources, &resource) && started.elapsed() < self.bound => {
-                        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    }) if waits_on(&resources, &resource) && started.elapsed() < bound => {
+                        stats.retries.fetch_add(1, Ordering::Relaxed);
                     }
+                    // The locks go back as `held` drops: after the commit, or whenever the
+                    // request is dropped.
                     other => return other,
                 }
             }
-        })();
-        // Released even when the write failed; a release that cannot reach Redis leaves the
-        // lease to run out, and never turns a committed write into an error.
-        for lease in held.into_iter().rev() {
-            locks.release(lease);
         }
-        outcome
     }
 
     /// The Redis key of the lock on `resource` (e.g. `seat:3`), when the strategy is redis.
     #[cfg(feature = "test-hooks")]
     pub(crate) fn lock_key(&self, resource: &str) -> Option<String> {
         self.locks.as_ref().map(|l| l.lock_key(resource))
+    }
+}
+
+/// Leases taken; released (without waiting for Redis) when dropped, however the request ends.
+struct Held {
+    locks: Arc<redis_lock::RedisLocks>,
+    leases: Vec<redis_lock::Lease>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        for lease in self.leases.drain(..).rev() {
+            self.locks.release(lease);
+        }
     }
 }
 

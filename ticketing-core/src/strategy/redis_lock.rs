@@ -29,8 +29,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use futures_channel::oneshot;
+
 use super::{Backoff, ContentionStats, OnLostRace, Resource};
 use crate::error::{Error, Result};
+use crate::store::Answer;
 
 /// How long dialling Redis may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -83,16 +88,34 @@ pub(crate) struct RedisLocks {
 
 /// A command for the driver thread.
 enum Command {
-    /// Run ACQUIRE; the reply is the fence (0: another holds the lock).
-    Acquire {
-        key: String,
-        fence_key: String,
-        token: String,
-        lease_ms: u64,
-        reply: crossbeam_channel::Sender<Result<i64>>,
-    },
+    /// Run ACQUIRE until granted, or once (`FailFast`), or until the wait bound (`Wait`).
+    Acquire(Box<Acquiring>),
     /// Run RELEASE; nobody waits for it.
     Release { key: String, token: String },
+}
+
+/// An acquire in progress.
+struct Acquiring {
+    key: String,
+    fence_key: String,
+    token: String,
+    lease_ms: u64,
+    how: OnLostRace,
+    started: Instant,
+    wait_bound: Duration,
+    backoff: Backoff,
+    waited: bool,
+    reply: oneshot::Sender<Result<Grant>>,
+}
+
+/// How an acquire ended.
+struct Grant {
+    /// The grant's fence; 0 when the lock stayed another's.
+    fence: i64,
+    /// The lease's token (what a release must name).
+    token: String,
+    /// True when it had to wait for another holder.
+    waited: bool,
 }
 
 impl RedisLocks {
@@ -141,41 +164,44 @@ impl RedisLocks {
 
     /// Takes the lock on `res`: at once or fail (`FailFast`), or retrying with jittered backoff
     /// until the wait bound (`Wait`). Redis unreachable: [`Error::LockUnavailable`] at once.
-    pub fn acquire(&self, res: Resource, how: OnLostRace, stats: &ContentionStats) -> Result<Lease> {
+    /// The driver thread does the asking and the waiting; the answer is a future (no thread
+    /// waits for Redis), and dropping it gives back the lock if it was granted meanwhile.
+    pub fn acquire(&self, res: Resource, how: OnLostRace, stats: Arc<ContentionStats>) -> Answer<Lease> {
         let key = self.lock_key(&res.to_string());
-        let fence_key = fence_key(&self.namespace, &res.to_string());
-        let token = uuid::Uuid::new_v4().simple().to_string();
-        let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
-        let started = Instant::now();
-        let mut backoff = Backoff::new();
-        let mut waited = false;
-        loop {
-            let (reply, answer) = crossbeam_channel::bounded(1);
-            self.send(Command::Acquire {
-                key: key.clone(),
-                fence_key: fence_key.clone(),
-                token: token.clone(),
-                lease_ms,
-                reply,
-            })?;
-            let fence = answer.recv().unwrap_or(Err(Error::LockUnavailable))?;
-            if fence > 0 {
-                return Ok(Lease { key, token, fence });
+        let (reply, granted) = oneshot::channel();
+        let asked = self.send(Command::Acquire(Box::new(Acquiring {
+            key: key.clone(),
+            fence_key: fence_key(&self.namespace, &res.to_string()),
+            token: uuid::Uuid::new_v4().simple().to_string(),
+            lease_ms: u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX),
+            how,
+            started: Instant::now(),
+            wait_bound: self.wait_bound,
+            backoff: Backoff::new(),
+            waited: false,
+            reply,
+        })));
+        if let Err(e) = asked {
+            return Answer::ready(Err(e));
+        }
+        Answer::later(async move {
+            let grant = Answer::waiting(granted).await?;
+            if grant.waited {
+                stats.count_lock_wait();
             }
-            let pause = backoff.next();
-            if how == OnLostRace::FailFast || started.elapsed() + pause >= self.wait_bound {
-                stats.count_lock_failure();
-                return Err(Error::Contention {
-                    resource: res.to_string(),
-                    code: "LOCK_NOT_ACQUIRED",
+            if grant.fence > 0 {
+                return Ok(Lease {
+                    key,
+                    token: grant.token,
+                    fence: grant.fence,
                 });
             }
-            if !waited {
-                stats.count_lock_wait();
-                waited = true;
-            }
-            std::thread::sleep(pause);
-        }
+            stats.count_lock_failure();
+            Err(Error::Contention {
+                resource: res.to_string(),
+                code: "LOCK_NOT_ACQUIRED",
+            })
+        })
     }
 
     /// Releases `lease` if it is still ours (compare-and-delete), without waiting for Redis:
@@ -210,7 +236,8 @@ fn dial(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
 /// The driver thread: takes every command waiting (up to [`MAX_PIPELINE`]), sends them as one
 /// pipeline, and answers each acquire from its reply. One round trip then serves a whole
 /// burst of requests, and Redis reads and answers them with one system call each way instead
-/// of one per command.
+/// of one per command. An acquire that must wait for another holder is asked again after a
+/// jittered pause, with whatever batch is going then.
 ///
 /// A failed round trip drops the connection (after a timeout its replies may be out of step);
 /// the batch is sent once more on a fresh one — every command is safe to repeat (an acquire
@@ -220,15 +247,53 @@ fn dial(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
 fn drive(client: redis::Client, mut conn: Option<redis::Connection>, commands: crossbeam_channel::Receiver<Command>) {
     let acquire = redis::Script::new(ACQUIRE);
     let release = redis::Script::new(RELEASE);
-    let mut batch = Vec::new();
+    let mut batch: Vec<Command> = Vec::new();
+    // Acquires waiting out another holder, each with the moment to ask again.
+    let mut waiting: Vec<(Instant, Box<Acquiring>)> = Vec::new();
     let mut give_back: Vec<(String, String)> = Vec::new();
-    while let Ok(first) = commands.recv() {
-        batch.push(first);
-        while batch.len() < MAX_PIPELINE {
+    let mut open = true;
+    // False after a failed round trip: then what is to give back waits for the next batch
+    // instead of being retried in a busy loop while Redis is away.
+    let mut reachable = true;
+    while open || !waiting.is_empty() || (reachable && !give_back.is_empty()) {
+        let next_due = waiting.iter().map(|(due, _)| *due).min();
+        let first = match next_due {
+            _ if !open => None,
+            // Locks to give back (a granted acquire nobody waits for): send them now.
+            _ if reachable && !give_back.is_empty() => commands.try_recv().ok(),
+            None => commands.recv().ok(),
+            Some(due) => match commands.recv_deadline(due) {
+                Ok(command) => Some(command),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    open = false;
+                    None
+                }
+            },
+        };
+        match first {
+            Some(command) => batch.push(command),
+            None if next_due.is_none() && give_back.is_empty() => open = false,
+            None => {}
+        }
+        while open && batch.len() < MAX_PIPELINE {
             match commands.try_recv() {
                 Ok(next) => batch.push(next),
                 Err(_) => break,
             }
+        }
+        let now = Instant::now();
+        let mut i = 0;
+        while i < waiting.len() {
+            // Once the process is closing, the waiters are asked one last time at once.
+            if waiting[i].0 <= now || !open {
+                batch.push(Command::Acquire(waiting.swap_remove(i).1));
+            } else {
+                i += 1;
+            }
+        }
+        if batch.is_empty() && give_back.is_empty() {
+            continue;
         }
         let mut pipe = redis::pipe();
         for (key, token) in &give_back {
@@ -241,20 +306,14 @@ fn drive(client: redis::Client, mut conn: Option<redis::Connection>, commands: c
         }
         for command in &batch {
             match command {
-                Command::Acquire {
-                    key,
-                    fence_key,
-                    token,
-                    lease_ms,
-                    ..
-                } => pipe
+                Command::Acquire(a) => pipe
                     .cmd("EVALSHA")
                     .arg(acquire.get_hash())
                     .arg(2)
-                    .arg(key)
-                    .arg(fence_key)
-                    .arg(token)
-                    .arg(lease_ms)
+                    .arg(&a.key)
+                    .arg(&a.fence_key)
+                    .arg(&a.token)
+                    .arg(a.lease_ms)
                     .arg(FENCE_TTL_MS),
                 Command::Release { key, token } => {
                     pipe.cmd("EVALSHA").arg(release.get_hash()).arg(1).arg(key).arg(token)
@@ -266,28 +325,60 @@ fn drive(client: redis::Client, mut conn: Option<redis::Connection>, commands: c
             conn = None;
             replies = round_trip(&client, &mut conn, &pipe, &[&acquire, &release]);
         }
-        if replies.is_some() {
+        reachable = replies.is_some();
+        if reachable {
             give_back.clear();
         } else {
             conn = None;
         }
         let replies = replies.unwrap_or_default();
         for (i, command) in batch.drain(..).enumerate() {
-            if let Command::Acquire { key, token, reply, .. } = command {
-                let fence = match replies.get(i) {
-                    Some(redis::Value::Int(fence)) => Ok(*fence),
-                    _ => {
-                        // The script may have run before the reply was lost: give back what
-                        // may be ours.
-                        give_back.push((key, token));
-                        Err(Error::LockUnavailable)
-                    }
-                };
-                let _ = reply.send(fence);
+            let Command::Acquire(mut a) = command else { continue };
+            let fence = match replies.get(i) {
+                Some(redis::Value::Int(fence)) => *fence,
+                _ => {
+                    // The script may have run before the reply was lost: give back what may
+                    // be ours.
+                    give_back.push((a.key, a.token));
+                    let _ = a.reply.send(Err(Error::LockUnavailable));
+                    continue;
+                }
+            };
+            if fence == 0 && a.how == OnLostRace::Wait && open {
+                let pause = a.backoff.next();
+                if a.started.elapsed() + pause < a.wait_bound {
+                    a.waited = true;
+                    waiting.push((Instant::now() + pause, a));
+                    continue;
+                }
+            }
+            let grant = Grant {
+                fence,
+                token: a.token,
+                waited: a.waited,
+            };
+            if let Err(Ok(grant)) = a.reply.send(Ok(grant)) {
+                // Nobody waits for this lock any more (a cancelled request): give it back.
+                if grant.fence > 0 {
+                    give_back.push((a.key, grant.token));
+                }
             }
         }
         // Redis stays away: keep only what fits in one pipeline, the leases run out anyway.
         give_back.truncate(MAX_PIPELINE);
+    }
+    // Last releases before the thread stops.
+    if !give_back.is_empty() {
+        let mut pipe = redis::pipe();
+        for (key, token) in &give_back {
+            pipe.cmd("EVALSHA")
+                .arg(release.get_hash())
+                .arg(1)
+                .arg(key)
+                .arg(token)
+                .ignore();
+        }
+        let _ = round_trip(&client, &mut conn, &pipe, &[&acquire, &release]);
     }
 }
 
