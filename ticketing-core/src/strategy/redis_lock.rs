@@ -297,12 +297,7 @@ fn drive(client: redis::Client, mut conn: Option<redis::Connection>, commands: c
         }
         let mut pipe = redis::pipe();
         for (key, token) in &give_back {
-            pipe.cmd("EVALSHA")
-                .arg(release.get_hash())
-                .arg(1)
-                .arg(key)
-                .arg(token)
-                .ignore();
+            push_release(&mut pipe, &release, key, token).ignore();
         }
         for command in &batch {
             match command {
@@ -315,9 +310,7 @@ fn drive(client: redis::Client, mut conn: Option<redis::Connection>, commands: c
                     .arg(&a.token)
                     .arg(a.lease_ms)
                     .arg(FENCE_TTL_MS),
-                Command::Release { key, token } => {
-                    pipe.cmd("EVALSHA").arg(release.get_hash()).arg(1).arg(key).arg(token)
-                }
+                Command::Release { key, token } => push_release(&mut pipe, &release, key, token),
             };
         }
         let mut replies = round_trip(&client, &mut conn, &pipe, &[&acquire, &release]);
@@ -371,15 +364,20 @@ fn drive(client: redis::Client, mut conn: Option<redis::Connection>, commands: c
     if !give_back.is_empty() {
         let mut pipe = redis::pipe();
         for (key, token) in &give_back {
-            pipe.cmd("EVALSHA")
-                .arg(release.get_hash())
-                .arg(1)
-                .arg(key)
-                .arg(token)
-                .ignore();
+            push_release(&mut pipe, &release, key, token).ignore();
         }
         let _ = round_trip(&client, &mut conn, &pipe, &[&acquire, &release]);
     }
+}
+
+/// Adds the RELEASE of `token`'s lock `key` to `pipe`.
+fn push_release<'p>(
+    pipe: &'p mut redis::Pipeline,
+    release: &redis::Script,
+    key: &str,
+    token: &str,
+) -> &'p mut redis::Pipeline {
+    pipe.cmd("EVALSHA").arg(release.get_hash()).arg(1).arg(key).arg(token)
 }
 
 /// Sends `pipe` (dialling and loading the scripts first when there is no connection) and
