@@ -337,11 +337,14 @@ fn keys_are_per_resource() {
     let lock = test_hooks::lock_key(&fx.t, "seat:0");
     let namespace = lock.strip_suffix(":{seat:0}:lock").unwrap();
     let mut redis = raw(&url);
-    let mut keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{namespace}:*"))
-        .query(&mut redis)
-        .unwrap();
-    keys.sort();
+    let mut keys_now = || {
+        let mut keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{namespace}:*"))
+            .query(&mut redis)
+            .unwrap();
+        keys.sort();
+        keys
+    };
     let expected: Vec<String> = [
         format!("reservation:{}", hold.reservation_id),
         format!("seat:{}", seats[1]),
@@ -350,6 +353,13 @@ fn keys_are_per_resource() {
     .iter()
     .map(|r| format!("{namespace}:{{{r}}}:fence"))
     .collect();
+    // Releases are not waited for: another connection sees them a round trip later.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut keys = keys_now();
+    while keys != expected && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+        keys = keys_now();
+    }
     assert_eq!(
         keys, expected,
         "only per-resource fences remain; every lock was released"
