@@ -5,8 +5,10 @@
 //! ([`StrategyKind`]: pessimistic, optimistic or a Redis lock).
 //!
 //! [`Ticketing`] is the one entry point every front end calls (HTTP server, simulator, TUI,
-//! admin commands). It is synchronous and thread-safe: call it from many threads at once; async
-//! front ends call it from `spawn_blocking`.
+//! admin commands). It is synchronous and thread-safe: call it from many threads at once. Async
+//! front ends run its reads on a few threads of their own and await its writes (the `*_answer`
+//! forms return an [`Answer`], a plain future: no thread waits for a commit or for Redis); the
+//! hottest reads can be answered from memory on the event loop ([`Memo`]).
 //!
 //! Where things are: [`money`] (integer hundredths), [`clock`] (injected time), [`error`]
 //! (typed errors with machine codes), [`domain`] (plain types and pure rules), `store` (schema,

@@ -75,7 +75,7 @@ pub struct ContentionStats {
     lock_failures: AtomicU64,
 }
 
-/// A copy of [`ContentionStats`] at one moment.
+/// A copy of the core's contention counters at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ContentionSnapshot {
     /// Writes refused because another changed the row first (version or fence).
