@@ -242,4 +242,20 @@ async fn listings_follow_every_change(strategy: &'static str) {
         .await
         .assert_error(401, "TOKEN_INVALID");
     assert_eq!(s.available_seat_ids(1, &buyer).await, all);
+
+    // Metrics count where each of those reads was answered: 9 seat lists, 7 date lists, and
+    // the repeated ones came from memory (at least two of each three: a sweep may commit).
+    let m = s.send("GET", "/metrics", None, None).await;
+    let count = |read: &str, from: &str| -> u64 {
+        let prefix = format!("ticketing_read_answers_total{{read=\"{read}\",from=\"{from}\"}} ");
+        let line = m.text.lines().find(|l| l.starts_with(&prefix));
+        line.unwrap_or_else(|| panic!("no `{prefix}` in\n{}", m.text))[prefix.len()..]
+            .parse()
+            .unwrap()
+    };
+    for (read, total) in [("available_seats", 9), ("available_dates", 7)] {
+        let (memory, database) = (count(read, "memory"), count(read, "database"));
+        assert_eq!(memory + database, total, "{read}");
+        assert!(memory >= 2, "{read}: {memory} from memory");
+    }
 }

@@ -36,7 +36,7 @@ pub use domain::{
     SeatStatus, TokenStatus, TokenView,
 };
 pub use error::{Error, ErrorClass, Result, TokenProblem};
-pub use memo::Memo;
+pub use memo::{Memo, MemoCounts};
 pub use money::Money;
 pub use queue::Admission;
 pub use store::Answer;

@@ -14,6 +14,7 @@
 //! past its expiry is refused from memory; anything not in memory goes to the database.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -29,6 +30,17 @@ const MAX_TOKENS: usize = 1 << 17;
 /// version and a span of time. Share it between the threads that serve the read.
 pub struct Memo<R> {
     inner: Mutex<Entries<R>>,
+    from_memory: AtomicU64,
+    from_database: AtomicU64,
+}
+
+/// How a memoized read's requests were answered so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoCounts {
+    /// From memory (the database unchanged since the answer was read).
+    pub from_memory: u64,
+    /// By the database (nothing in memory, or something changed).
+    pub from_database: u64,
 }
 
 struct Entries<R> {
@@ -58,7 +70,27 @@ impl<R: Clone> Memo<R> {
                 version: 0,
                 by_key: HashMap::new(),
             }),
+            from_memory: AtomicU64::new(0),
+            from_database: AtomicU64::new(0),
         }
+    }
+
+    /// How its requests were answered so far (for metrics).
+    pub fn counts(&self) -> MemoCounts {
+        MemoCounts {
+            from_memory: self.from_memory.load(Ordering::Relaxed),
+            from_database: self.from_database.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts one request, answered from memory or not.
+    pub(crate) fn count(&self, from_memory: bool) {
+        let counter = if from_memory {
+            &self.from_memory
+        } else {
+            &self.from_database
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The answer for `key` if it was read at `version` and still holds at `now`.

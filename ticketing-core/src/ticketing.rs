@@ -444,10 +444,14 @@ impl Ticketing {
     }
 
     fn memoized<R: Clone>(&self, memo: &Memo<R>, token: &str, key: i64) -> Option<Result<R>> {
-        let version = self.store().version()?;
-        let now = self.now();
-        let answer = memo.get(key, version, now)?;
-        Some(self.inner.tokens.check(token, version, now)?.map(|()| answer))
+        let answer = (|| {
+            let version = self.store().version()?;
+            let now = self.now();
+            let answer = memo.get(key, version, now)?;
+            Some(self.inner.tokens.check(token, version, now)?.map(|()| answer))
+        })();
+        memo.count(answer.is_some());
+        answer
     }
 
     /// Checks the token and runs `read` (which answers with the first moment after `now` its

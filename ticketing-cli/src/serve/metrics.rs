@@ -1,6 +1,7 @@
 //! `GET /metrics` in the Prometheus text format, written by hand: request counts and latency
 //! histograms by route, method and status (recorded by [`super::observe`]), and, read from the
-//! core at scrape time, the queue, seats by status and the strategy's lost-race counters.
+//! core at scrape time, the queue, seats by status and the strategy's lost-race counters; and
+//! how the memoized catalogue reads were answered (memory or database).
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -8,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::http::Method;
-use ticketing_core::Ticketing;
+use ticketing_core::{MemoCounts, Ticketing};
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -79,10 +80,11 @@ impl Metrics {
 
     /// The whole exposition: HTTP series, then the core's state (a blocking call: run it on
     /// the blocking pool).
-    pub fn render(&self, ticketing: &Ticketing) -> ticketing_core::Result<String> {
+    pub fn render(&self, ticketing: &Ticketing, memos: &[(&str, MemoCounts)]) -> ticketing_core::Result<String> {
         let mut out = String::with_capacity(8 * 1024);
         self.render_http(&mut out);
         render_core(&mut out, ticketing)?;
+        render_memos(&mut out, memos);
         Ok(out)
     }
 
@@ -221,6 +223,23 @@ fn render_core(out: &mut String, t: &Ticketing) -> ticketing_core::Result<()> {
         c.conflicts, c.retries, c.lock_waits, c.lock_failures
     );
     Ok(())
+}
+
+/// How the memoized reads were answered: from memory or by the database.
+fn render_memos(out: &mut String, memos: &[(&str, MemoCounts)]) {
+    out.push_str(
+        "# HELP ticketing_read_answers_total Memoized catalogue reads by where they were answered: memory \
+         (nothing committed since the answer was read) or database.\n\
+         # TYPE ticketing_read_answers_total counter\n",
+    );
+    for (read, c) in memos {
+        let _ = writeln!(
+            out,
+            "ticketing_read_answers_total{{read=\"{read}\",from=\"memory\"}} {}\n\
+             ticketing_read_answers_total{{read=\"{read}\",from=\"database\"}} {}",
+            c.from_memory, c.from_database
+        );
+    }
 }
 
 #[cfg(test)]

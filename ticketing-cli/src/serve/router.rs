@@ -441,12 +441,17 @@ async fn health() -> Result<Response, ApiError> {
     json(&HealthBody { status: "ok" })
 }
 
-/// Prometheus metrics: requests and latency by route and status, queue, seats, lost races.
+/// Prometheus metrics: requests and latency by route and status, queue, seats, lost races,
+/// memoized reads.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let memos = [
+        ("available_dates", s.dates.counts()),
+        ("available_seats", s.seats.counts()),
+    ];
     let (t, m) = (s.ticketing, s.metrics);
-    let text = s.reads.run(move || m.render(&t)).await?;
+    let text = s.reads.run(move || m.render(&t, &memos)).await?;
     Ok((
         [(
             header::CONTENT_TYPE,
