@@ -83,7 +83,6 @@ pub(crate) struct RedisLocks {
     commands: Option<crossbeam_channel::Sender<Command>>,
     driver: Option<std::thread::JoinHandle<()>>,
     lease: Duration,
-    wait_bound: Duration,
 }
 
 /// A command for the driver thread.
@@ -102,7 +101,6 @@ struct Acquiring {
     lease_ms: u64,
     how: OnLostRace,
     started: Instant,
-    wait_bound: Duration,
     backoff: Backoff,
     waited: bool,
     reply: oneshot::Sender<Result<Grant>>,
@@ -136,17 +134,20 @@ impl RedisLocks {
         redis::cmd("PING")
             .query::<String>(&mut conn)
             .map_err(|e| Error::invalid("redis-url", format!("Redis at `{shown}` does not answer PING: {e}")))?;
+        let scripts = Scripts::new();
+        scripts
+            .load(&mut conn)
+            .map_err(|e| Error::invalid("redis-url", format!("Redis at `{shown}` refuses the lock scripts: {e}")))?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let driver = std::thread::Builder::new()
             .name("ticketing-locks".into())
-            .spawn(move || drive(client, Some(conn), rx))
+            .spawn(move || drive(client, Some(conn), scripts, wait_bound, rx))
             .map_err(|e| Error::Internal(format!("cannot start the lock thread: {e}")))?;
         Ok(RedisLocks {
             namespace: namespace(db_path),
             commands: Some(tx),
             driver: Some(driver),
             lease,
-            wait_bound,
         })
     }
 
@@ -176,7 +177,6 @@ impl RedisLocks {
             lease_ms: u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX),
             how,
             started: Instant::now(),
-            wait_bound: self.wait_bound,
             backoff: Backoff::new(),
             waited: false,
             reply,
@@ -226,6 +226,38 @@ impl Drop for RedisLocks {
     }
 }
 
+/// The two Lua scripts, loaded on every connection the driver uses.
+struct Scripts {
+    acquire: redis::Script,
+    release: redis::Script,
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        Scripts {
+            acquire: redis::Script::new(ACQUIRE),
+            release: redis::Script::new(RELEASE),
+        }
+    }
+
+    /// Loads both on `conn`, so the driver can call them by hash (EVALSHA) in its pipelines.
+    fn load(&self, conn: &mut redis::Connection) -> redis::RedisResult<()> {
+        for script in [&self.acquire, &self.release] {
+            script.prepare_invoke().load(conn)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the RELEASE of `token`'s lock `key` to `pipe`.
+    fn push_release<'p>(&self, pipe: &'p mut redis::Pipeline, key: &str, token: &str) -> &'p mut redis::Pipeline {
+        pipe.cmd("EVALSHA")
+            .arg(self.release.get_hash())
+            .arg(1)
+            .arg(key)
+            .arg(token)
+    }
+}
+
 fn dial(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
     let conn = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
     conn.set_read_timeout(Some(IO_TIMEOUT))?;
@@ -244,9 +276,13 @@ fn dial(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
 /// by the same token returns the same fence) — so a Redis restart between two batches costs
 /// no request. If that fails too, each acquire of the batch is [`Error::LockUnavailable`], and
 /// what those acquires may have taken is released with the next batch.
-fn drive(client: redis::Client, mut conn: Option<redis::Connection>, commands: crossbeam_channel::Receiver<Command>) {
-    let acquire = redis::Script::new(ACQUIRE);
-    let release = redis::Script::new(RELEASE);
+fn drive(
+    client: redis::Client,
+    mut conn: Option<redis::Connection>,
+    scripts: Scripts,
+    wait_bound: Duration,
+    commands: crossbeam_channel::Receiver<Command>,
+) {
     let mut batch: Vec<Command> = Vec::new();
     // Acquires waiting out another holder, each with the moment to ask again.
     let mut waiting: Vec<(Instant, Box<Acquiring>)> = Vec::new();
@@ -297,26 +333,26 @@ fn drive(client: redis::Client, mut conn: Option<redis::Connection>, commands: c
         }
         let mut pipe = redis::pipe();
         for (key, token) in &give_back {
-            push_release(&mut pipe, &release, key, token).ignore();
+            scripts.push_release(&mut pipe, key, token).ignore();
         }
         for command in &batch {
             match command {
                 Command::Acquire(a) => pipe
                     .cmd("EVALSHA")
-                    .arg(acquire.get_hash())
+                    .arg(scripts.acquire.get_hash())
                     .arg(2)
                     .arg(&a.key)
                     .arg(&a.fence_key)
                     .arg(&a.token)
                     .arg(a.lease_ms)
                     .arg(FENCE_TTL_MS),
-                Command::Release { key, token } => push_release(&mut pipe, &release, key, token),
+                Command::Release { key, token } => scripts.push_release(&mut pipe, key, token),
             };
         }
-        let mut replies = round_trip(&client, &mut conn, &pipe, &[&acquire, &release]);
+        let mut replies = round_trip(&client, &mut conn, &pipe, &scripts);
         if replies.is_none() {
             conn = None;
-            replies = round_trip(&client, &mut conn, &pipe, &[&acquire, &release]);
+            replies = round_trip(&client, &mut conn, &pipe, &scripts);
         }
         reachable = replies.is_some();
         if reachable {
@@ -339,7 +375,7 @@ fn drive(client: redis::Client, mut conn: Option<redis::Connection>, commands: c
             };
             if fence == 0 && a.how == OnLostRace::Wait && open {
                 let pause = a.backoff.next();
-                if a.started.elapsed() + pause < a.wait_bound {
+                if a.started.elapsed() + pause < wait_bound {
                     a.waited = true;
                     waiting.push((Instant::now() + pause, a));
                     continue;
@@ -364,20 +400,10 @@ fn drive(client: redis::Client, mut conn: Option<redis::Connection>, commands: c
     if !give_back.is_empty() {
         let mut pipe = redis::pipe();
         for (key, token) in &give_back {
-            push_release(&mut pipe, &release, key, token).ignore();
+            scripts.push_release(&mut pipe, key, token).ignore();
         }
-        let _ = round_trip(&client, &mut conn, &pipe, &[&acquire, &release]);
+        let _ = round_trip(&client, &mut conn, &pipe, &scripts);
     }
-}
-
-/// Adds the RELEASE of `token`'s lock `key` to `pipe`.
-fn push_release<'p>(
-    pipe: &'p mut redis::Pipeline,
-    release: &redis::Script,
-    key: &str,
-    token: &str,
-) -> &'p mut redis::Pipeline {
-    pipe.cmd("EVALSHA").arg(release.get_hash()).arg(1).arg(key).arg(token)
 }
 
 /// Sends `pipe` (dialling and loading the scripts first when there is no connection) and
@@ -386,13 +412,11 @@ fn round_trip(
     client: &redis::Client,
     conn: &mut Option<redis::Connection>,
     pipe: &redis::Pipeline,
-    scripts: &[&redis::Script],
+    scripts: &Scripts,
 ) -> Option<Vec<redis::Value>> {
     if conn.is_none() {
         let mut fresh = dial(client).ok()?;
-        for script in scripts {
-            script.prepare_invoke().load(&mut fresh).ok()?;
-        }
+        scripts.load(&mut fresh).ok()?;
         *conn = Some(fresh);
     }
     let replies: Vec<redis::Value> = pipe.query(conn.as_mut()?).ok()?;
