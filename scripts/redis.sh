@@ -1,6 +1,25 @@
 # Sourced by scripts that need a private Redis: `start_redis` starts a redis-server on a free
 # loopback port in a temp directory (installing it with apt-get when missing), exports
 # TICKETING_TEST_REDIS_URL, and stops it when the calling shell exits.
+#
+# Also the one place for EXIT clean-ups of these sourced helpers (postgres.sh sources this file):
+# `on_exit FUNC` registers FUNC and one EXIT trap runs them all (last registered first), so
+# helpers don't overwrite each other's trap. Scripts sourcing them use on_exit, not trap … EXIT.
+
+on_exit() {
+    case " ${EXIT_CLEANUPS:-} " in
+    *" $1 "*) ;;
+    *) EXIT_CLEANUPS="$1 ${EXIT_CLEANUPS:-}" ;;
+    esac
+    trap run_exit_cleanups EXIT
+}
+
+run_exit_cleanups() {
+    local f
+    for f in ${EXIT_CLEANUPS:-}; do
+        "$f" || true
+    done
+}
 
 ensure_redis_server() {
     if command -v redis-server >/dev/null 2>&1; then
@@ -27,6 +46,7 @@ free_port() {
 start_redis() {
     ensure_redis_server
     REDIS_DIR=$(mktemp -d)
+    on_exit stop_redis
     local port
     port=$(free_port)
     redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$REDIS_DIR" \
@@ -38,7 +58,6 @@ start_redis() {
         sleep 0.05
     done
     export TICKETING_TEST_REDIS_URL="redis://127.0.0.1:$port"
-    trap stop_redis EXIT
     echo "redis-server for tests on 127.0.0.1:$port" >&2
 }
 
