@@ -1,6 +1,6 @@
 //! Operator operations and the read models behind the TUI and `ticketing admin`.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::{params, Conn};
 use serde::Serialize;
 
 use crate::clock::Timestamp;
@@ -252,14 +252,16 @@ impl Ticketing {
             price,
         } = new.validated()?;
         self.store().write(move |c| {
-            c.prepare_cached("INSERT INTO concerts (title) VALUES (?1)")?
-                .execute([&title])?;
-            let concert_id = c.last_insert_rowid();
+            let concert_id: i64 = c
+                .prepare_cached("INSERT INTO concerts (title) VALUES (?1) RETURNING id")?
+                .query_row(params![&title], |r| r.get(0))?;
             let mut options = Vec::new();
             for date in dates {
-                c.prepare_cached("INSERT INTO concert_options (concert_id, concert_date, price) VALUES (?1, ?2, ?3)")?
-                    .execute(params![concert_id, date, price.cents()])?;
-                let option_id = c.last_insert_rowid();
+                let option_id: i64 = c
+                    .prepare_cached(
+                        "INSERT INTO concert_options (concert_id, concert_date, price) VALUES (?1, ?2, ?3) RETURNING id",
+                    )?
+                    .query_row(params![concert_id, date, price.cents()], |r| r.get(0))?;
                 let mut insert = c.prepare_cached(
                     "INSERT INTO seats (option_id, seat_number, status) VALUES (?1, ?2, 'AVAILABLE')",
                 )?;
@@ -287,8 +289,7 @@ impl Ticketing {
         self.store().read(|c| {
             let concerts = c
                 .prepare_cached("SELECT id, title FROM concerts ORDER BY id")?
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                .query_map(params![], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
             concerts
                 .into_iter()
                 .map(|(concert_id, title)| {
@@ -313,7 +314,7 @@ impl Ticketing {
                      FROM seats s LEFT JOIN reservations r ON r.id = s.reservation_id
                      WHERE s.option_id = ?1 ORDER BY s.id",
                 )?
-                .query_map([concert_option_id], |r| {
+                .query_map(params![concert_option_id], |r| {
                     let status: String = r.get(2)?;
                     let held_until: Option<i64> = r.get(3)?;
                     let live = |s: SeatStatus| SeatMapEntry {
@@ -339,8 +340,7 @@ impl Ticketing {
                         e.user_id = r.get(5)?;
                     }
                     Ok(e)
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                })?;
             Ok(seats)
         })
     }
@@ -354,8 +354,7 @@ impl Ticketing {
                 .prepare_cached(
                     "SELECT issued_at FROM tokens WHERE status = 'WAITING' AND +expires_at > ?1 ORDER BY id LIMIT 1",
                 )?
-                .query_row([now.0], |r| r.get(0))
-                .optional()?;
+                .query_opt(params![now.0], |r| r.get(0))?;
             Ok(QueueState {
                 waiting: queue::waiting_count(c, now)?,
                 active: queue::active_count(c, now)?,
@@ -385,8 +384,7 @@ impl Ticketing {
                         r.get::<_, i64>(3)?,
                         r.get::<_, i64>(4)?,
                     ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                })?;
             let mut out = Vec::with_capacity(rows.len());
             for (i, (id, token, user_id, issued_at, expires_at)) in rows.into_iter().enumerate() {
                 // Rows come in queue order, so positions follow from the first one's.
@@ -429,6 +427,7 @@ impl Ticketing {
         let ttl = self.config().token_ttl;
         self.store().write(move |c| {
             let now = clock.now();
+            queue::lock(c)?;
             let active = queue::active_count(c, now)?;
             if max_active < active {
                 return Err(Error::invalid(
@@ -436,7 +435,7 @@ impl Ticketing {
                     format!("{active} tokens are active now; max-active cannot go below that (pause admission or expire tokens first)"),
                 ));
             }
-            c.prepare_cached("UPDATE queue_settings SET max_active = ?1 WHERE id = 1")?.execute([max_active])?;
+            c.prepare_cached("UPDATE queue_settings SET max_active = ?1 WHERE id = 1")?.execute(params![max_active])?;
             queue::admit(c, now, ttl)?;
             Ok(())
         })
@@ -447,8 +446,9 @@ impl Ticketing {
         let clock = self.inner.clock.clone();
         let ttl = self.config().token_ttl;
         self.store().write(move |c| {
+            queue::lock(c)?;
             c.prepare_cached("UPDATE queue_settings SET paused = ?1 WHERE id = 1")?
-                .execute([paused])?;
+                .execute(params![paused])?;
             queue::admit(c, clock.now(), ttl)?;
             Ok(())
         })
@@ -475,8 +475,7 @@ impl Ticketing {
             let now = clock.now();
             let row: Option<(i64, String, i64)> = c
                 .prepare_cached("SELECT seat_id, status, held_until FROM reservations WHERE id = ?1")?
-                .query_row([reservation_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()?;
+                .query_opt(params![reservation_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             let Some((seat_id, status, held_until)) = row else {
                 return Err(Error::not_found("reservation", reservation_id));
             };
@@ -486,7 +485,7 @@ impl Ticketing {
                 _ => return Err(Error::NotHeld { reservation_id }),
             }
             c.prepare_cached("UPDATE reservations SET status = 'CANCELLED', version = version + 1 WHERE id = ?1")?
-                .execute([reservation_id])?;
+                .execute(params![reservation_id])?;
             c.prepare_cached(
                 "UPDATE seats SET status = 'AVAILABLE', held_until = NULL, reservation_id = NULL, version = version + 1
                  WHERE id = ?1 AND reservation_id = ?2",
@@ -523,8 +522,7 @@ impl Ticketing {
                         held_until,
                         r.get::<_, i64>(7)?,
                     ))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                })?;
             rows.into_iter()
                 .map(
                     |(reservation_id, user_id, seat_id, seat_number, concert_option_id, status, held_until, price)| {
@@ -562,18 +560,17 @@ impl Ticketing {
     }
 }
 
-fn ledger_of(c: &Connection, user_id: i64) -> Result<Vec<LedgerEntry>> {
+fn ledger_of(c: &Conn<'_>, user_id: i64) -> Result<Vec<LedgerEntry>> {
     let rows = c
         .prepare_cached("SELECT kind, amount, balance_after, at FROM ledger WHERE user_id = ?1 ORDER BY id")?
-        .query_map([user_id], |r| {
+        .query_map(params![user_id], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, i64>(3)?,
             ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        })?;
     rows.into_iter()
         .map(|(kind, amount, after, at)| {
             Ok(LedgerEntry {
@@ -587,14 +584,14 @@ fn ledger_of(c: &Connection, user_id: i64) -> Result<Vec<LedgerEntry>> {
         .collect()
 }
 
-fn date_sales(c: &Connection, concert_id: i64, now: Timestamp) -> Result<Vec<DateSales>> {
+fn date_sales(c: &Conn<'_>, concert_id: i64, now: Timestamp) -> Result<Vec<DateSales>> {
     let mut out = Vec::new();
     for d in dates_of(c, concert_id, now)? {
         let (seats, held, sold): (u32, u32, u32) = c
             .prepare_cached(
                 "SELECT count(*),
-                        coalesce(sum(status = 'HELD' AND held_until > ?2), 0),
-                        coalesce(sum(status = 'SOLD'), 0)
+                        count(CASE WHEN status = 'HELD' AND held_until > ?2 THEN 1 END),
+                        count(CASE WHEN status = 'SOLD' THEN 1 END)
                  FROM seats WHERE option_id = ?1",
             )?
             .query_row(params![d.concert_option_id, now.0], |r| {
@@ -602,10 +599,10 @@ fn date_sales(c: &Connection, concert_id: i64, now: Timestamp) -> Result<Vec<Dat
             })?;
         let revenue: i64 = c
             .prepare_cached(
-                "SELECT coalesce(sum(p.amount), 0) FROM payments p JOIN reservations r ON r.id = p.reservation_id
-                 WHERE r.option_id = ?1",
+                "SELECT CAST(coalesce(sum(p.amount), 0) AS BIGINT) FROM payments p
+                 JOIN reservations r ON r.id = p.reservation_id WHERE r.option_id = ?1",
             )?
-            .query_row([d.concert_option_id], |r| r.get(0))?;
+            .query_row(params![d.concert_option_id], |r| r.get(0))?;
         out.push(DateSales {
             concert_option_id: d.concert_option_id,
             concert_date: d.concert_date,

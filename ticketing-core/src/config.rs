@@ -75,11 +75,103 @@ impl FromStr for Durability {
     }
 }
 
+/// Which database the service runs on: an SQLite file (the embedded default) or a PostgreSQL
+/// database (for several nodes). Chosen once, from `--db`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Database {
+    /// An SQLite database file; created and migrated when missing.
+    Sqlite(PathBuf),
+    /// A `postgres://` or `postgresql://` URL; its schema is created or migrated when missing.
+    Postgres(String),
+}
+
+impl Database {
+    /// A `postgres://` / `postgresql://` URL names PostgreSQL; anything else is an SQLite path.
+    pub fn parse(text: &str) -> Database {
+        let lower = text.trim_start().to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            Database::Postgres(text.trim().to_string())
+        } else {
+            Database::Sqlite(PathBuf::from(text))
+        }
+    }
+
+    /// The SQLite file, if this is one.
+    pub fn sqlite_path(&self) -> Option<&std::path::Path> {
+        match self {
+            Database::Sqlite(path) => Some(path),
+            Database::Postgres(_) => None,
+        }
+    }
+}
+
+/// Shown to people: the path, or the URL without its password.
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => f.write_str(&without_password(url)),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+fn without_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end]
+        .rfind('@')
+        .and_then(|at| rest[..at].find(':').map(|colon| (colon, at)))
+    {
+        Some((colon, at)) => format!("{}{}:***{}", &url[..scheme_end], &rest[..colon], &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
+impl From<&str> for Database {
+    fn from(text: &str) -> Database {
+        Database::parse(text)
+    }
+}
+
+impl From<String> for Database {
+    fn from(text: String) -> Database {
+        Database::parse(&text)
+    }
+}
+
+impl From<PathBuf> for Database {
+    fn from(path: PathBuf) -> Database {
+        Database::Sqlite(path)
+    }
+}
+
+impl From<&PathBuf> for Database {
+    fn from(path: &PathBuf) -> Database {
+        Database::Sqlite(path.clone())
+    }
+}
+
+impl From<&std::path::Path> for Database {
+    fn from(path: &std::path::Path) -> Database {
+        Database::Sqlite(path.to_path_buf())
+    }
+}
+
 /// Everything the core needs to open a database and run.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The SQLite database file; created and migrated when missing.
-    pub db_path: PathBuf,
+    /// The database: an SQLite file or a PostgreSQL URL.
+    pub db: Database,
+    /// PostgreSQL: the most connections this process opens (readers and writers together).
+    /// A request uses one at a time. Unused on SQLite.
+    pub db_pool: u32,
+    /// PostgreSQL: how long a request waits for a pooled connection, or for the database to
+    /// answer, before it fails with `DB_UNAVAILABLE`.
+    pub db_timeout: Duration,
     /// The concurrency-control strategy.
     pub strategy: StrategyKind,
     /// Redis URL, required by [`StrategyKind::Redis`].
@@ -104,10 +196,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// Default settings on `db_path`.
-    pub fn new(db_path: impl Into<PathBuf>) -> Config {
+    /// Default settings on `db` (a path or a PostgreSQL URL).
+    pub fn new(db: impl Into<Database>) -> Config {
         Config {
-            db_path: db_path.into(),
+            db: db.into(),
+            db_pool: DEFAULT_DB_POOL,
+            db_timeout: Duration::from_secs(5),
             strategy: StrategyKind::Optimistic,
             redis_url: None,
             max_active: None,
@@ -127,6 +221,11 @@ impl Config {
         self
     }
 }
+
+/// PostgreSQL connections per process unless `--db-pool` says otherwise: enough to keep a
+/// 2-core database server busy (it commits about as fast with 16 writers as with 64), few
+/// enough that several nodes fit in the server's default `max_connections` of 100.
+pub const DEFAULT_DB_POOL: u32 = 16;
 
 /// The queue's size when a database is created.
 pub const DEFAULT_MAX_ACTIVE: u32 = 100;

@@ -126,6 +126,10 @@ pub enum Error {
     /// The lock service cannot be reached.
     #[error("the lock service is unavailable; try again shortly")]
     LockUnavailable,
+    /// The database cannot be reached, or no connection to it became free in time. The text
+    /// says which (for logs and operators; the HTTP layer answers clients with its own words).
+    #[error("the database is unavailable: {0}")]
+    DbUnavailable(String),
     /// A bug or an I/O failure; the text is for logs, never for clients.
     #[error("internal error: {0}")]
     Internal(String),
@@ -173,7 +177,7 @@ impl Error {
             | NotHeld { .. }
             | IdempotencyMismatch
             | Contention { .. } => ErrorClass::Conflict,
-            LockUnavailable => ErrorClass::Unavailable,
+            LockUnavailable | DbUnavailable(_) => ErrorClass::Unavailable,
             Internal(_) => ErrorClass::Internal,
         }
     }
@@ -210,6 +214,7 @@ impl Error {
             IdempotencyMismatch => "IDEMPOTENCY_MISMATCH",
             Contention { code, .. } => code,
             LockUnavailable => "LOCK_UNAVAILABLE",
+            DbUnavailable(_) => "DB_UNAVAILABLE",
             Internal(_) => "INTERNAL",
         }
     }
@@ -232,6 +237,41 @@ impl From<rusqlite::Error> for Error {
                 code: "DATABASE_BUSY",
             },
             _ => Error::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Error {
+        use postgres::error::SqlState;
+        let contention = |code| Error::Contention {
+            resource: "database".into(),
+            code,
+        };
+        match e.code() {
+            // Two transactions each waiting for the other's rows: PostgreSQL ends one of them,
+            // which changed nothing. A lost race, counted as one, never a 500.
+            Some(state) if *state == SqlState::T_R_DEADLOCK_DETECTED => contention("DEADLOCK"),
+            Some(state) if *state == SqlState::T_R_SERIALIZATION_FAILURE => contention("SERIALIZATION_FAILURE"),
+            // A row lock not granted within `lock_timeout` (the contention bound).
+            Some(state) if *state == SqlState::LOCK_NOT_AVAILABLE => contention("LOCK_TIMEOUT"),
+            // Connection exceptions (08…), the server shutting down or starting (57P…), too
+            // many connections or out of resources (53…).
+            Some(state) if ["08", "57P", "53"].iter().any(|p| state.code().starts_with(p)) => {
+                Error::DbUnavailable(e.to_string())
+            }
+            Some(state) => Error::Internal(match e.as_db_error() {
+                Some(db) => format!("PostgreSQL {}: {}", state.code(), db.message()),
+                None => e.to_string(),
+            }),
+            // No SQL state: the client's side — the socket closed or failed.
+            None if e.is_closed() || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()) => {
+                Error::DbUnavailable(e.to_string())
+            }
+            None => Error::Internal(match std::error::Error::source(&e) {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            }),
         }
     }
 }

@@ -30,7 +30,7 @@ mod strategy;
 mod ticketing;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use config::{Config, Durability, StrategyKind};
+pub use config::{Config, Database, Durability, StrategyKind};
 pub use domain::{
     Concert, ConcertDate, Hold, LedgerEntry, LedgerKind, PayCmd, PaymentReceipt, ReservationStatus, ReserveCmd, Seat,
     SeatStatus, TokenStatus, TokenView,
@@ -39,7 +39,7 @@ pub use error::{Error, ErrorClass, Result, TokenProblem};
 pub use memo::{Memo, MemoCounts};
 pub use money::Money;
 pub use queue::Admission;
-pub use store::Answer;
+pub use store::{Answer, ScratchSchema};
 #[cfg(feature = "test-hooks")]
 pub use strategy::test_hooks;
 pub use strategy::ContentionSnapshot;

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::{params, Conn, Row};
 
 use crate::clock::{Clock, Timestamp};
 use crate::domain::{TokenStatus, TokenView};
@@ -44,20 +44,31 @@ pub(crate) struct QueueSettings {
     pub admitted_through: i64,
 }
 
-pub(crate) fn settings(c: &Connection) -> Result<QueueSettings> {
-    Ok(
-        c.prepare_cached("SELECT max_active, paused, admitted_through FROM queue_settings WHERE id = 1")?
-            .query_row([], |r| {
-                Ok(QueueSettings {
-                    max_active: r.get(0)?,
-                    paused: r.get::<_, i64>(1)? != 0,
-                    admitted_through: r.get(2)?,
-                })
-            })?,
-    )
+pub(crate) fn settings(c: &Conn<'_>) -> Result<QueueSettings> {
+    c.prepare_cached("SELECT max_active, paused, admitted_through FROM queue_settings WHERE id = 1")?
+        .query_row(params![], settings_row)
 }
 
-fn row_to_token(r: &rusqlite::Row<'_>, now: Timestamp) -> rusqlite::Result<TokenRow> {
+fn settings_row(r: &Row<'_>) -> Result<QueueSettings> {
+    Ok(QueueSettings {
+        max_active: r.get(0)?,
+        paused: r.get::<_, i64>(1)? != 0,
+        admitted_through: r.get(2)?,
+    })
+}
+
+/// The queue's settings, with the queue row locked until the write commits. Every write that
+/// issues a token or changes a token's status takes it first (on PostgreSQL; SQLite's writer
+/// holds the whole database already): admission counts the ACTIVE tokens and admits the next
+/// waiters with no other writer changing either, a new token's id (its place) is the next
+/// one in commit order, and a user cannot get two live tokens from two nodes at once. One
+/// order of locks for all of them — the queue row, then token rows — leaves no deadlock.
+pub(crate) fn lock(c: &Conn<'_>) -> Result<QueueSettings> {
+    c.prepare_cached("SELECT max_active, paused, admitted_through FROM queue_settings WHERE id = 1 FOR UPDATE")?
+        .query_row(params![], settings_row)
+}
+
+fn row_to_token(r: &Row<'_>, now: Timestamp) -> Result<TokenRow> {
     let stored: String = r.get(3)?;
     let expires_at = Timestamp(r.get(4)?);
     let status = match stored.as_str() {
@@ -80,20 +91,18 @@ fn row_to_token(r: &rusqlite::Row<'_>, now: Timestamp) -> rusqlite::Result<Token
 /// The lookup goes by the token's first 8 characters (its selector, indexed) and the whole
 /// token is then compared in constant time: index search time can tell a guesser at most
 /// whether some token shares a 32-bit prefix, never anything about the other 90 random bits.
-pub(crate) fn find_token(c: &Connection, token: &str, now: Timestamp) -> Result<TokenRow> {
+pub(crate) fn find_token(c: &Conn<'_>, token: &str, now: Timestamp) -> Result<TokenRow> {
     let token = token.trim();
     if token.is_empty() {
         return Err(Error::Unauthorized(TokenProblem::Missing));
     }
     let uuid = uuid::Uuid::try_parse(token).map_err(|_| Error::Unauthorized(TokenProblem::Unknown))?;
     let text = uuid.hyphenated().to_string();
-    let mut stmt = c.prepare_cached(
-        "SELECT id, token, user_id, status, expires_at FROM tokens WHERE selector = substr(?1, 1, 8)",
-    )?;
-    let mut rows = stmt.query([&text])?;
+    let rows = c
+        .prepare_cached("SELECT id, token, user_id, status, expires_at FROM tokens WHERE selector = substr(?1, 1, 8)")?
+        .query_map(params![&text], |r| row_to_token(r, now))?;
     let mut found = None;
-    while let Some(r) = rows.next()? {
-        let row = row_to_token(r, now)?;
+    for row in rows {
         if bool::from(subtle::ConstantTimeEq::ct_eq(row.token.as_bytes(), text.as_bytes())) {
             found = Some(row);
         }
@@ -102,15 +111,13 @@ pub(crate) fn find_token(c: &Connection, token: &str, now: Timestamp) -> Result<
 }
 
 /// A token by its row id (for a writer that has just created it).
-pub(crate) fn token_by_id(c: &Connection, id: i64, now: Timestamp) -> Result<TokenRow> {
-    Ok(
-        c.prepare_cached("SELECT id, token, user_id, status, expires_at FROM tokens WHERE id = ?1")?
-            .query_row([id], |r| row_to_token(r, now))?,
-    )
+pub(crate) fn token_by_id(c: &Conn<'_>, id: i64, now: Timestamp) -> Result<TokenRow> {
+    c.prepare_cached("SELECT id, token, user_id, status, expires_at FROM tokens WHERE id = ?1")?
+        .query_row(params![id], |r| row_to_token(r, now))
 }
 
 /// A token that may act: ACTIVE. WAITING is 403 (with its place), EXPIRED is 401.
-pub(crate) fn require_active(c: &Connection, token: &str, now: Timestamp) -> Result<TokenRow> {
+pub(crate) fn require_active(c: &Conn<'_>, token: &str, now: Timestamp) -> Result<TokenRow> {
     let row = find_token(c, token, now)?;
     match row.status {
         TokenStatus::Active => Ok(row),
@@ -123,38 +130,37 @@ pub(crate) fn require_active(c: &Connection, token: &str, now: Timestamp) -> Res
 
 /// The live (WAITING or ACTIVE) token of `user_id`, if any. Only a user's newest token can be
 /// live (a new one is issued only when none is), so this reads one row by the user index.
-pub(crate) fn live_token_of(c: &Connection, user_id: i64, now: Timestamp) -> Result<Option<TokenRow>> {
+pub(crate) fn live_token_of(c: &Conn<'_>, user_id: i64, now: Timestamp) -> Result<Option<TokenRow>> {
     let newest = c
         .prepare_cached(
             "SELECT id, token, user_id, status, expires_at FROM tokens WHERE user_id = ?1 ORDER BY id DESC LIMIT 1",
         )?
-        .query_row([user_id], |r| row_to_token(r, now))
-        .optional()?;
+        .query_opt(params![user_id], |r| row_to_token(r, now))?;
     Ok(newest.filter(|t| t.status != TokenStatus::Expired))
 }
 
 /// Live ACTIVE tokens now: the ACTIVE rows (a trigger-kept counter) less those whose time ran
 /// out before a sweep expired them (an index range over just those).
-pub(crate) fn active_count(c: &Connection, now: Timestamp) -> Result<u32> {
+pub(crate) fn active_count(c: &Conn<'_>, now: Timestamp) -> Result<u32> {
     let rows: i64 = c
         .prepare_cached("SELECT active_rows FROM queue_settings WHERE id = 1")?
-        .query_row([], |r| r.get(0))?;
+        .query_row(params![], |r| r.get(0))?;
     let lapsed: i64 = c
         .prepare_cached("SELECT count(*) FROM tokens WHERE status = 'ACTIVE' AND expires_at <= ?1")?
-        .query_row([now.0], |r| r.get(0))?;
+        .query_row(params![now.0], |r| r.get(0))?;
     Ok(u32::try_from(rows - lapsed).unwrap_or(0))
 }
 
 /// Live WAITING tokens now.
-pub(crate) fn waiting_count(c: &Connection, now: Timestamp) -> Result<u64> {
+pub(crate) fn waiting_count(c: &Conn<'_>, now: Timestamp) -> Result<u64> {
     Ok(
         c.prepare_cached("SELECT count(*) FROM tokens WHERE status = 'WAITING' AND expires_at > ?1")?
-            .query_row([now.0], |r| r.get::<_, i64>(0))? as u64,
+            .query_row(params![now.0], |r| r.get::<_, i64>(0))? as u64,
     )
 }
 
 /// 1-based place of a WAITING token among live WAITING tokens; 0 for any other status.
-pub(crate) fn position(c: &Connection, row: &TokenRow, now: Timestamp) -> Result<u64> {
+pub(crate) fn position(c: &Conn<'_>, row: &TokenRow, now: Timestamp) -> Result<u64> {
     if row.status != TokenStatus::Waiting {
         return Ok(0);
     }
@@ -172,8 +178,8 @@ pub(crate) fn position(c: &Connection, row: &TokenRow, now: Timestamp) -> Result
 
 /// Admits WAITING tokens in issue order while fewer than `max_active` are ACTIVE (unless
 /// paused). Returns how many were admitted. Runs inside a write.
-pub(crate) fn admit(c: &Connection, now: Timestamp, token_ttl: Duration) -> Result<u32> {
-    let s = settings(c)?;
+pub(crate) fn admit(c: &Conn<'_>, now: Timestamp, token_ttl: Duration) -> Result<u32> {
+    let s = lock(c)?;
     if s.paused {
         return Ok(0);
     }
@@ -182,13 +188,11 @@ pub(crate) fn admit(c: &Connection, now: Timestamp, token_ttl: Duration) -> Resu
     if free == 0 {
         return Ok(0);
     }
-    // No `LIMIT ?`: SQLite re-prepares a statement whose bound LIMIT changes, on every call.
-    // Walking the index in order and stopping after `free` rows reads the same rows.
+    // (A bound LIMIT is not re-prepared on every call: connections keep query plans stable,
+    // see `store::sqlite::open_connection`.)
     let ids: Vec<i64> = c
-        .prepare_cached("SELECT id FROM tokens WHERE status = 'WAITING' AND +expires_at > ?1 ORDER BY id")?
-        .query_map(params![now.0], |r| r.get(0))?
-        .take(usize::try_from(free).unwrap_or(usize::MAX))
-        .collect::<rusqlite::Result<_>>()?;
+        .prepare_cached("SELECT id FROM tokens WHERE status = 'WAITING' AND +expires_at > ?1 ORDER BY id LIMIT ?2")?
+        .query_map(params![now.0, free], |r| r.get(0))?;
     let Some(&last) = ids.last() else { return Ok(0) };
     let expires = now.plus(token_ttl);
     let mut update =
@@ -196,13 +200,16 @@ pub(crate) fn admit(c: &Connection, now: Timestamp, token_ttl: Duration) -> Resu
     for id in &ids {
         update.execute(params![id, now.0, expires.0])?;
     }
-    c.prepare_cached("UPDATE queue_settings SET admitted_through = max(admitted_through, ?1) WHERE id = 1")?
-        .execute([last])?;
+    c.prepare_cached(
+        "UPDATE queue_settings SET admitted_through = CASE WHEN admitted_through > ?1 THEN admitted_through ELSE ?1 END
+         WHERE id = 1",
+    )?
+    .execute(params![last])?;
     Ok(u32::try_from(ids.len()).unwrap_or(u32::MAX))
 }
 
 /// Tokens admitted in the minute before `now`.
-pub(crate) fn admitted_last_minute(c: &Connection, now: Timestamp) -> Result<u64> {
+pub(crate) fn admitted_last_minute(c: &Conn<'_>, now: Timestamp) -> Result<u64> {
     Ok(
         c.prepare_cached("SELECT count(*) FROM tokens WHERE admitted_at > ?1 AND admitted_at <= ?2")?
             .query_row(params![now.0 - 60_000, now.0], |r| r.get::<_, i64>(0))? as u64,
@@ -236,7 +243,7 @@ impl AdmissionRate {
 /// A rough wait for the `position`-th waiter: by the last minute's admission rate, or, with no
 /// admissions seen yet, as if each slot frees when its token times out.
 pub(crate) fn estimated_wait_seconds(
-    c: &Connection,
+    c: &Conn<'_>,
     position: u64,
     now: Timestamp,
     token_ttl: Duration,
@@ -370,7 +377,7 @@ struct RefreshJob {
 }
 
 impl WriteJob for RefreshJob {
-    fn run(&mut self, conn: &Connection) -> bool {
+    fn run(&mut self, conn: &Conn<'_>) -> bool {
         self.taken = std::mem::take(&mut *self.refreshes.pending.lock());
         let expires = self.refreshes.clock.now().plus(self.refreshes.waiting_ttl);
         self.expires = expires;

@@ -1,10 +1,7 @@
 //! [`Ticketing`]: the use cases. Every front end calls these methods and nothing else.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::config::{Config, StrategyKind};
@@ -16,7 +13,7 @@ use crate::error::{Error, Result, TokenProblem};
 use crate::memo::{Memo, TokenMemo};
 use crate::money::Money;
 use crate::queue::{self, Admission, AdmissionRate, AdmissionWatch, Refreshes, TokenRow};
-use crate::store::{Answer, Hooks, Store};
+use crate::store::{self, params, Answer, Conn, Hooks, Store};
 use crate::strategy::{expect_one_row, ContentionSnapshot, Fences, OnLostRace, Resource, Strategy};
 
 /// A fault-injection point between two writes: with the `failpoints` feature a test can make it
@@ -57,8 +54,6 @@ pub(crate) struct Inner {
     pub admissions: Arc<AdmissionRate>,
     pub watch: Arc<AdmissionWatch>,
     pub refreshes: Arc<Refreshes>,
-    /// Set by a write that freed a slot and left admission to the end of its batch.
-    pub admit_due: Arc<AtomicBool>,
     /// ACTIVE tokens as the last memoized read saw them (see [`Memo`]).
     pub tokens: TokenMemo,
 }
@@ -105,7 +100,7 @@ impl Ticketing {
         let refreshes = Arc::new(Refreshes::new(clock.clone(), config.waiting_ttl));
         let publish = {
             let watch = watch.clone();
-            move |c: &Connection| {
+            move |c: &Conn<'_>| {
                 if let Ok(s) = queue::settings(c) {
                     watch.publish(s.admitted_through);
                 }
@@ -113,11 +108,10 @@ impl Ticketing {
         };
         // Leaves free their slot in the job and leave the admission to the end of the batch:
         // one walk of the queue admits the next waiter of every leave in it.
-        let admit_due = Arc::new(AtomicBool::new(false));
         let admit = {
-            let (admit_due, clock, ttl) = (admit_due.clone(), clock.clone(), config.token_ttl);
-            move |c: &Connection| {
-                if admit_due.swap(false, Ordering::SeqCst) {
+            let (clock, ttl) = (clock.clone(), config.token_ttl);
+            move |c: &Conn<'_>| {
+                if store::take_admit_due() {
                     queue::admit(c, clock.now(), ttl)?;
                 }
                 Ok(())
@@ -127,7 +121,7 @@ impl Ticketing {
             before_commit: Box::new(admit),
             after_commit: Box::new(publish),
         };
-        let store = Store::open(&config.db_path, config.durability, hooks)?;
+        let store = Store::open(&config, hooks)?;
         let strategy = Strategy::new(&config)?;
         let t = Ticketing {
             inner: Arc::new(Inner {
@@ -138,7 +132,6 @@ impl Ticketing {
                 admissions: Arc::default(),
                 watch,
                 refreshes,
-                admit_due,
                 tokens: TokenMemo::default(),
             }),
         };
@@ -205,16 +198,22 @@ impl Ticketing {
         let clock = self.inner.clock.clone();
         self.store().submit_unguarded(move |c| {
             let now = clock.now();
+            // The queue row first (see `queue::lock`): no other writer issues a token meanwhile,
+            // so the user's live token is checked and the new token's place taken safely.
+            queue::lock(c)?;
             let row = match queue::live_token_of(c, user_id, now)? {
                 Some(row) => row,
                 None => {
                     let token = uuid::Uuid::new_v4().hyphenated().to_string();
-                    c.prepare_cached(
-                        "INSERT INTO tokens (token, selector, user_id, status, issued_at, expires_at)
-                         VALUES (?1, substr(?1, 1, 8), ?2, 'WAITING', ?3, ?4)",
-                    )?
-                    .execute(params![token, user_id, now.0, now.plus(waiting_ttl).0])?;
-                    let id = c.last_insert_rowid();
+                    // The id is the token's place in issue order: the next one, dense.
+                    let id: i64 = c
+                        .prepare_cached(
+                            "INSERT INTO tokens (id, token, selector, user_id, status, issued_at, expires_at)
+                             VALUES ((SELECT coalesce(max(id), 0) + 1 FROM tokens), ?1, substr(?1, 1, 8), ?2,
+                                     'WAITING', ?3, ?4)
+                             RETURNING id",
+                        )?
+                        .query_row(params![token, user_id, now.0, now.plus(waiting_ttl).0], |r| r.get(0))?;
                     queue::admit(c, now, ttl)?;
                     queue::token_by_id(c, id, now)?
                 }
@@ -262,6 +261,7 @@ impl Ticketing {
         let token = token.to_string();
         self.store().submit_unguarded(move |c| {
             let now = clock.now();
+            queue::lock(c)?;
             let row = queue::find_token(c, &token, now)?;
             if row.status == TokenStatus::Waiting {
                 c.prepare_cached("UPDATE tokens SET expires_at = ?2 WHERE id = ?1 AND status = 'WAITING'")?
@@ -311,12 +311,11 @@ impl Ticketing {
         // The token is found here, on a reader: rows are never deleted and a token's text never
         // changes, so the writer (every process's bottleneck) only expires it by id.
         let row = self.store().read(|c| queue::find_token(c, token, clock.now()))?;
-        let admit_due = self.inner.admit_due.clone();
         self.store().submit_unguarded(move |c| {
             let now = clock.now();
             expire_token_row(c, row.id, now)?;
             // The slot's next waiter is admitted at the end of this batch, in the same commit.
-            admit_due.store(true, Ordering::SeqCst);
+            store::admit_before_commit();
             // What `expire_token_row` made of it, without reading it back.
             let gone = TokenRow {
                 status: TokenStatus::Expired,
@@ -334,13 +333,12 @@ impl Ticketing {
         self.store().read(|c| {
             let rows = c
                 .prepare_cached("SELECT id, title FROM concerts ORDER BY id")?
-                .query_map([], |r| {
+                .query_map(params![], |r| {
                     Ok(Concert {
                         concert_id: r.get(0)?,
                         title: r.get(1)?,
                     })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                })?;
             Ok(rows)
         })
     }
@@ -463,7 +461,7 @@ impl Ticketing {
         token: &str,
         key: i64,
         render: impl FnOnce(&T) -> R,
-        read: impl FnOnce(&Connection, Timestamp) -> Result<(T, Option<i64>)>,
+        read: impl FnOnce(&Conn<'_>, Timestamp) -> Result<(T, Option<i64>)>,
     ) -> Result<R> {
         // The version is read first: whatever the read then sees is at least that new.
         let version = self.store().version();
@@ -500,7 +498,7 @@ impl Ticketing {
         let seat_id = cmd.seat_id;
         let decide = {
             let clock = clock.clone();
-            move |c: &Connection| {
+            move |c: &Conn<'_>| {
                 let now = clock.now();
                 let tok = queue::require_active(c, &cmd.token, now)?;
                 if cmd.user_id.is_some_and(|u| u != tok.user_id) {
@@ -511,7 +509,7 @@ impl Ticketing {
                     .prepare_cached(
                         "SELECT option_id, status, held_until, reservation_id, version FROM seats WHERE id = ?1",
                     )?
-                    .query_row([cmd.seat_id], |r| {
+                    .query_opt(params![cmd.seat_id], |r| {
                         Ok((
                             r.get::<_, i64>(0)?,
                             r.get::<_, String>(1)?,
@@ -519,8 +517,7 @@ impl Ticketing {
                             r.get::<_, Option<i64>>(3)?,
                             r.get::<_, i64>(4)?,
                         ))
-                    })
-                    .optional()?;
+                    })?;
                 let Some((option_id, status, held_until, reservation_id, version)) = seat else {
                     return Err(Error::not_found("seat", cmd.seat_id));
                 };
@@ -542,7 +539,7 @@ impl Ticketing {
                 })
             }
         };
-        let apply = move |c: &Connection, plan: ReservePlan, fences: &Fences| {
+        let apply = move |c: &Conn<'_>, plan: ReservePlan, fences: &Fences| {
             let now = clock.now();
             ensure_token_active(c, plan.token_id, now)?;
             let holds: u32 = c
@@ -554,34 +551,38 @@ impl Ticketing {
                 return Err(Error::TooManyHolds { max: max_holds });
             }
             let held_until = now.plus(hold_ttl);
-            c.prepare_cached(
-                "INSERT INTO reservations (user_id, seat_id, option_id, status, held_until, price, created_at, fence)
-                 VALUES (?1, ?2, ?3, 'HELD', ?4, ?5, ?6, coalesce(?7, 0))",
-            )?
-            .execute(params![
-                plan.user_id,
-                seat_id,
-                plan.option_id,
-                held_until.0,
-                plan.price.cents(),
-                now.0,
-                fences.of(Resource::Seat(seat_id))
-            ])?;
-            let reservation_id = c.last_insert_rowid();
+            let reservation_id: i64 = c
+                .prepare_cached(
+                    "INSERT INTO reservations (user_id, seat_id, option_id, status, held_until, price, created_at, fence)
+                     VALUES (?1, ?2, ?3, 'HELD', ?4, ?5, ?6, coalesce(CAST(?7 AS BIGINT), 0))
+                     RETURNING id",
+                )?
+                .query_row(
+                    params![
+                        plan.user_id,
+                        seat_id,
+                        plan.option_id,
+                        held_until.0,
+                        plan.price.cents(),
+                        now.0,
+                        fences.of(Resource::Seat(seat_id))
+                    ],
+                    |r| r.get(0),
+                )?;
             fault_point!("reserve:after-insert");
             let fence = fences.of(Resource::Seat(seat_id));
             let changed = c
                 .prepare_cached(
                     "UPDATE seats SET status = 'HELD', held_until = ?2, reservation_id = ?3, version = version + 1,
-                            fence = coalesce(?5, fence)
-                     WHERE id = ?1 AND version = ?4 AND (?5 IS NULL OR fence <= ?5)",
+                            fence = coalesce(CAST(?5 AS BIGINT), fence)
+                     WHERE id = ?1 AND version = ?4 AND (CAST(?5 AS BIGINT) IS NULL OR fence <= ?5)",
                 )?
                 .execute(params![seat_id, held_until.0, reservation_id, plan.version, fence])?;
             expect_one_row(changed, Resource::Seat(seat_id), c, fences)?;
             fault_point!("reserve:after-seat");
             if let Some(old) = plan.lapsed_hold {
                 c.prepare_cached("UPDATE reservations SET status = 'EXPIRED', version = version + 1 WHERE id = ?1 AND status = 'HELD'")?
-                    .execute([old])?;
+                    .execute(params![old])?;
             }
             Ok(Hold {
                 reservation_id,
@@ -633,7 +634,7 @@ impl Ticketing {
         let user_id = check_user_id(user_id)?;
         let amount = check_amount(amount)?;
         let clock = self.inner.clock.clone();
-        let decide = move |c: &Connection| {
+        let decide = move |c: &Conn<'_>| {
             let wallet = read_wallet(c, user_id)?;
             let balance = wallet.map_or(Money::ZERO, |w| w.balance);
             let after = match kind {
@@ -645,7 +646,7 @@ impl Ticketing {
             };
             Ok((wallet.map(|w| w.version), after))
         };
-        let apply = move |c: &Connection, (version, after): (Option<i64>, Money), fences: &Fences| {
+        let apply = move |c: &Conn<'_>, (version, after): (Option<i64>, Money), fences: &Fences| {
             write_wallet(c, user_id, version, after, fences)?;
             fault_point!("wallet:after-balance");
             append_ledger(c, user_id, kind, amount, after, clock.now())?;
@@ -687,7 +688,7 @@ impl Ticketing {
         let decide = {
             let clock = clock.clone();
             let cmd = cmd.clone();
-            move |c: &Connection| {
+            move |c: &Conn<'_>| {
                 let now = clock.now();
                 let tok = queue::find_token(c, &cmd.token, now)?;
                 if let Some(key) = &cmd.idempotency_key {
@@ -700,7 +701,7 @@ impl Ticketing {
                     .prepare_cached(
                         "SELECT user_id, seat_id, status, held_until, price, version FROM reservations WHERE id = ?1",
                     )?
-                    .query_row([rid], |r| {
+                    .query_opt(params![rid], |r| {
                         Ok((
                             r.get::<_, i64>(0)?,
                             r.get::<_, i64>(1)?,
@@ -709,8 +710,7 @@ impl Ticketing {
                             r.get::<_, i64>(4)?,
                             r.get::<_, i64>(5)?,
                         ))
-                    })
-                    .optional()?;
+                    })?;
                 let Some((owner, seat_id, status, held_until, price, version)) = r else {
                     return Err(Error::not_found("reservation", rid));
                 };
@@ -740,7 +740,7 @@ impl Ticketing {
         };
         let key = cmd.idempotency_key.clone();
         let ttl = self.token_ttl();
-        let apply = move |c: &Connection, plan: PayPlan, fences: &Fences| {
+        let apply = move |c: &Conn<'_>, plan: PayPlan, fences: &Fences| {
             let now = clock.now();
             let PayPlan::Pay {
                 token_id,
@@ -765,15 +765,22 @@ impl Ticketing {
             let fence = fences.of(Resource::Reservation(rid));
             let changed = c
                 .prepare_cached(
-                    "UPDATE reservations SET status = 'PAID', version = version + 1, fence = coalesce(?4, fence)
-                     WHERE id = ?1 AND version = ?2 AND status = 'HELD' AND held_until > ?3 AND (?4 IS NULL OR fence <= ?4)",
+                    "UPDATE reservations SET status = 'PAID', version = version + 1, fence = coalesce(CAST(?4 AS BIGINT), fence)
+                     WHERE id = ?1 AND version = ?2 AND status = 'HELD' AND held_until > ?3 AND (CAST(?4 AS BIGINT) IS NULL OR fence <= ?4)",
                 )?
                 .execute(params![rid, version, now.0, fence])?;
             if changed != 1 {
+                // A twin with this key may have paid while this write waited for the row (on
+                // PostgreSQL the UPDATE waits for the winner's commit): its receipt is the answer.
+                if let Some(key) = &key {
+                    if let Some(receipt) = stored_receipt(c, key, user_id, rid, amount)? {
+                        return Ok(receipt);
+                    }
+                }
                 // Say what happened when we can: paid by a racing request, or the hold ran out.
                 let (status, held_until): (String, i64) = c
                     .prepare_cached("SELECT status, held_until FROM reservations WHERE id = ?1")?
-                    .query_row([rid], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    .query_row(params![rid], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 reservation_payable(rid, &status, held_until, now)?;
                 expect_one_row(changed, Resource::Reservation(rid), c, fences)?;
             }
@@ -794,11 +801,11 @@ impl Ticketing {
             fault_point!("pay:after-wallet");
             append_ledger(c, user_id, LedgerKind::Payment, amount, after, now)?;
             fault_point!("pay:after-ledger");
-            c.prepare_cached(
-                "INSERT INTO payments (reservation_id, user_id, amount, paid_at) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![rid, user_id, amount.cents(), now.0])?;
-            let payment_id = c.last_insert_rowid();
+            let payment_id: i64 = c
+                .prepare_cached(
+                    "INSERT INTO payments (reservation_id, user_id, amount, paid_at) VALUES (?1, ?2, ?3, ?4) RETURNING id",
+                )?
+                .query_row(params![rid, user_id, amount.cents(), now.0], |r| r.get(0))?;
             fault_point!("pay:after-payment");
             if let Some(key) = &key {
                 c.prepare_cached(
@@ -807,6 +814,7 @@ impl Ticketing {
                 )?
                 .execute(params![key, user_id, rid, amount.cents(), payment_id, after.cents(), now.0])?;
             }
+            queue::lock(c)?;
             ensure_token_active(c, token_id, now)?;
             expire_token_row(c, token_id, now)?;
             queue::admit(c, now, ttl)?;
@@ -849,27 +857,39 @@ impl Ticketing {
         let ttl = self.token_ttl();
         self.store().write(move |c| {
             let now = clock.now();
-            let holds = c
-                .prepare_cached(
-                    "UPDATE reservations SET status = 'EXPIRED', version = version + 1 WHERE status = 'HELD' AND held_until <= ?1",
-                )?
-                .execute([now.0])?;
+            // Rows another writer has locked are skipped (`SKIP LOCKED`, PostgreSQL): a reserve
+            // taking over a run-out seat, a payment, or another node's sweep is on them, and a
+            // run-out hold or token reads as expired whether or not it is swept. So sweeps on
+            // every node at once neither wait for each other nor deadlock, and none does what
+            // another did. Seats before reservations, as reserve writes them.
+            //
             // The seat's version stays: a run-out hold already reads as AVAILABLE, so this write
             // changes nothing a reader decides on, and a reserve that read the seat a moment ago
             // must not lose a race against the sweeper.
             c.prepare_cached(
                 "UPDATE seats SET status = 'AVAILABLE', held_until = NULL, reservation_id = NULL
-                 WHERE status = 'HELD' AND held_until <= ?1",
+                 WHERE id IN (SELECT id FROM seats WHERE status = 'HELD' AND held_until <= ?1 FOR UPDATE SKIP LOCKED)",
             )?
-            .execute([now.0])?;
+            .execute(params![now.0])?;
+            let holds = c
+                .prepare_cached(
+                    "UPDATE reservations SET status = 'EXPIRED', version = version + 1
+                     WHERE id IN (SELECT id FROM reservations WHERE status = 'HELD' AND held_until <= ?1
+                                  FOR UPDATE SKIP LOCKED)",
+                )?
+                .execute(params![now.0])?;
+            queue::lock(c)?;
             let mut tokens = 0;
             for status in ["ACTIVE", "WAITING"] {
                 tokens += c
-                    .prepare_cached("UPDATE tokens SET status = 'EXPIRED' WHERE status = ?1 AND expires_at <= ?2")?
+                    .prepare_cached(
+                        "UPDATE tokens SET status = 'EXPIRED'
+                         WHERE id IN (SELECT id FROM tokens WHERE status = ?1 AND expires_at <= ?2 FOR UPDATE SKIP LOCKED)",
+                    )?
                     .execute(params![status, now.0])?;
             }
             c.prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?
-                .execute([now.0 - i64::try_from(IDEMPOTENCY_KEEP.as_millis()).unwrap_or(i64::MAX)])?;
+                .execute(params![now.0 - i64::try_from(IDEMPOTENCY_KEEP.as_millis()).unwrap_or(i64::MAX)])?;
             let admitted = queue::admit(c, now, ttl)?;
             Ok(SweepReport { holds_expired: holds as u64, tokens_expired: tokens as u64, admitted })
         })
@@ -905,33 +925,30 @@ pub(crate) struct WalletRow {
     pub version: i64,
 }
 
-pub(crate) fn read_wallet(c: &Connection, user_id: i64) -> Result<Option<WalletRow>> {
-    Ok(
-        c.prepare_cached("SELECT balance, version FROM wallets WHERE user_id = ?1")?
-            .query_row([user_id], |r| {
-                Ok(WalletRow {
-                    balance: Money::from_cents(r.get(0)?),
-                    version: r.get(1)?,
-                })
+pub(crate) fn read_wallet(c: &Conn<'_>, user_id: i64) -> Result<Option<WalletRow>> {
+    c.prepare_cached("SELECT balance, version FROM wallets WHERE user_id = ?1")?
+        .query_opt(params![user_id], |r| {
+            Ok(WalletRow {
+                balance: Money::from_cents(r.get(0)?),
+                version: r.get(1)?,
             })
-            .optional()?,
-    )
+        })
 }
 
 /// Writes a wallet's new balance if it still has the version `decide` read (`None`: no wallet
 /// yet, so create it — a racing creator makes this a conflict).
-fn write_wallet(c: &Connection, user_id: i64, version: Option<i64>, balance: Money, fences: &Fences) -> Result<()> {
+fn write_wallet(c: &Conn<'_>, user_id: i64, version: Option<i64>, balance: Money, fences: &Fences) -> Result<()> {
     let fence = fences.of(Resource::Wallet(user_id));
     let changed = match version {
         Some(version) => c
             .prepare_cached(
-                "UPDATE wallets SET balance = ?2, version = version + 1, fence = coalesce(?4, fence)
-                 WHERE user_id = ?1 AND version = ?3 AND (?4 IS NULL OR fence <= ?4)",
+                "UPDATE wallets SET balance = ?2, version = version + 1, fence = coalesce(CAST(?4 AS BIGINT), fence)
+                 WHERE user_id = ?1 AND version = ?3 AND (CAST(?4 AS BIGINT) IS NULL OR fence <= ?4)",
             )?
             .execute(params![user_id, balance.cents(), version, fence])?,
         None => c
             .prepare_cached(
-                "INSERT INTO wallets (user_id, balance, version, fence) VALUES (?1, ?2, 1, coalesce(?3, 0))
+                "INSERT INTO wallets (user_id, balance, version, fence) VALUES (?1, ?2, 1, coalesce(CAST(?3 AS BIGINT), 0))
                  ON CONFLICT (user_id) DO NOTHING",
             )?
             .execute(params![user_id, balance.cents(), fence])?,
@@ -940,7 +957,7 @@ fn write_wallet(c: &Connection, user_id: i64, version: Option<i64>, balance: Mon
 }
 
 fn append_ledger(
-    c: &Connection,
+    c: &Conn<'_>,
     user_id: i64,
     kind: LedgerKind,
     amount: Money,
@@ -952,13 +969,13 @@ fn append_ledger(
     Ok(())
 }
 
-fn stored_receipt(c: &Connection, key: &str, user_id: i64, rid: i64, amount: Money) -> Result<Option<PaymentReceipt>> {
+fn stored_receipt(c: &Conn<'_>, key: &str, user_id: i64, rid: i64, amount: Money) -> Result<Option<PaymentReceipt>> {
     let row = c
         .prepare_cached(
             "SELECT k.user_id, k.reservation_id, k.amount, k.payment_id, k.balance, p.paid_at
              FROM idempotency_keys k JOIN payments p ON p.id = k.payment_id WHERE k.key = ?1",
         )?
-        .query_row([key], |r| {
+        .query_opt(params![key], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
@@ -967,8 +984,7 @@ fn stored_receipt(c: &Connection, key: &str, user_id: i64, rid: i64, amount: Mon
                 r.get::<_, i64>(4)?,
                 r.get::<_, i64>(5)?,
             ))
-        })
-        .optional()?;
+        })?;
     let Some((owner, reservation_id, paid, payment_id, balance, paid_at)) = row else {
         return Ok(None);
     };
@@ -997,11 +1013,13 @@ fn reservation_payable(rid: i64, status: &str, held_until: i64, now: Timestamp) 
 }
 
 /// Inside a write: the token is still ACTIVE (it may have been paid out or timed out since
-/// `decide` read it).
-fn ensure_token_active(c: &Connection, token_id: i64, now: Timestamp) -> Result<()> {
+/// `decide` read it). Its row stays locked until the commit: a user has one live token, so
+/// this serializes the user's holds and payments across every node — what makes the
+/// `max-holds` count-then-insert safe with many writers.
+fn ensure_token_active(c: &Conn<'_>, token_id: i64, now: Timestamp) -> Result<()> {
     let (status, expires_at): (String, i64) = c
-        .prepare_cached("SELECT status, expires_at FROM tokens WHERE id = ?1")?
-        .query_row([token_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        .prepare_cached("SELECT status, expires_at FROM tokens WHERE id = ?1 FOR UPDATE")?
+        .query_row(params![token_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     if status == "ACTIVE" && expires_at > now.0 {
         Ok(())
     } else {
@@ -1009,16 +1027,20 @@ fn ensure_token_active(c: &Connection, token_id: i64, now: Timestamp) -> Result<
     }
 }
 
-pub(crate) fn expire_token_row(c: &Connection, token_id: i64, now: Timestamp) -> Result<()> {
+/// Expires a token (its slot frees). Takes the queue row first, as every token-status change
+/// does (see `queue::lock`).
+pub(crate) fn expire_token_row(c: &Conn<'_>, token_id: i64, now: Timestamp) -> Result<()> {
+    queue::lock(c)?;
     c.prepare_cached(
-        "UPDATE tokens SET status = 'EXPIRED', expires_at = min(expires_at, ?2) WHERE id = ?1 AND status != 'EXPIRED'",
+        "UPDATE tokens SET status = 'EXPIRED', expires_at = CASE WHEN expires_at < ?2 THEN expires_at ELSE ?2 END
+         WHERE id = ?1 AND status != 'EXPIRED'",
     )?
     .execute(params![token_id, now.0])?;
     Ok(())
 }
 
 pub(crate) fn token_view(
-    c: &Connection,
+    c: &Conn<'_>,
     row: &TokenRow,
     now: Timestamp,
     token_ttl: Duration,
@@ -1036,22 +1058,21 @@ pub(crate) fn token_view(
     })
 }
 
-pub(crate) fn concert_exists(c: &Connection, concert_id: i64) -> Result<bool> {
-    Ok(c.prepare_cached("SELECT 1 FROM concerts WHERE id = ?1")?
-        .exists([concert_id])?)
+pub(crate) fn concert_exists(c: &Conn<'_>, concert_id: i64) -> Result<bool> {
+    c.prepare_cached("SELECT 1 FROM concerts WHERE id = ?1")?
+        .exists(params![concert_id])
 }
 
 /// The price of a date; 404 when the date does not exist.
-pub(crate) fn option_price(c: &Connection, option_id: i64) -> Result<Money> {
+pub(crate) fn option_price(c: &Conn<'_>, option_id: i64) -> Result<Money> {
     c.prepare_cached("SELECT price FROM concert_options WHERE id = ?1")?
-        .query_row([option_id], |r| r.get::<_, i64>(0))
-        .optional()?
+        .query_opt(params![option_id], |r| r.get::<_, i64>(0))?
         .map(Money::from_cents)
         .ok_or_else(|| Error::not_found("concert option", option_id))
 }
 
 /// The dates of a concert with a free seat at `now`; 404 for an unknown concert.
-fn free_dates(c: &Connection, concert_id: i64, now: Timestamp) -> Result<Vec<ConcertDate>> {
+fn free_dates(c: &Conn<'_>, concert_id: i64, now: Timestamp) -> Result<Vec<ConcertDate>> {
     if !concert_exists(c, concert_id)? {
         return Err(Error::not_found("concert", concert_id));
     }
@@ -1062,7 +1083,7 @@ fn free_dates(c: &Connection, concert_id: i64, now: Timestamp) -> Result<Vec<Con
 }
 
 /// The seats of a date free at `now` (AVAILABLE, or HELD by a hold that has run out), by id.
-fn free_seats(c: &Connection, concert_option_id: i64, now: Timestamp) -> Result<Vec<Seat>> {
+fn free_seats(c: &Conn<'_>, concert_option_id: i64, now: Timestamp) -> Result<Vec<Seat>> {
     let mut seats = c
         .prepare_cached(
             "SELECT id, seat_number FROM seats
@@ -1078,15 +1099,14 @@ fn free_seats(c: &Connection, concert_option_id: i64, now: Timestamp) -> Result<
                 reservation_id: None,
                 user_id: None,
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        })?;
     // Seat order sorted here: SQLite's sorter cost more than the query on this hot read.
     seats.sort_unstable_by_key(|s| s.seat_id);
     Ok(seats)
 }
 
 /// Every date of a concert with its count of AVAILABLE seats as of `now`.
-pub(crate) fn dates_of(c: &Connection, concert_id: i64, now: Timestamp) -> Result<Vec<ConcertDate>> {
+pub(crate) fn dates_of(c: &Conn<'_>, concert_id: i64, now: Timestamp) -> Result<Vec<ConcertDate>> {
     let rows = c
         .prepare_cached(
             "SELECT o.id, o.concert_date, o.price,
@@ -1102,7 +1122,6 @@ pub(crate) fn dates_of(c: &Connection, concert_id: i64, now: Timestamp) -> Resul
                 price: Money::from_cents(r.get(2)?),
                 available_seats: r.get(3)?,
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        })?;
     Ok(rows)
 }

@@ -587,6 +587,19 @@ fn memoized_reads_follow_the_database(kind: StrategyKind) {
 
     assert!(from_memory(&a).is_none(), "nothing read yet");
     assert_eq!(from_db(&a), seats);
+    if common::backend() == common::Backend::Postgres {
+        // No commit counter to validate memory by: every read goes to the database, and
+        // sees every commit at once.
+        assert!(
+            from_memory(&a).is_none(),
+            "PostgreSQL reads are never answered from memory"
+        );
+        reserve(&fx, &b, option, seats[0]).unwrap();
+        assert!(from_memory(&a).is_none());
+        assert_eq!(from_db(&a), seats[1..]);
+        assert_invariants(&fx);
+        return;
+    }
     assert_eq!(from_memory(&a).unwrap().unwrap(), seats);
     assert_eq!(
         fx.t.available_dates_memo(&date_memo, &a, concert, counts).unwrap(),
@@ -616,7 +629,7 @@ fn memoized_reads_follow_the_database(kind: StrategyKind) {
     assert_eq!(fx.t.available_dates_memo(&date_memo, &a, concert, counts).unwrap(), [9]);
 
     // Another connection's commit (as another process's would be) shows at once too.
-    let mut config = Config::new(fx.db_path()).with_strategy(kind);
+    let mut config = Config::new(fx.db()).with_strategy(kind);
     config.redis_url = common::redis_url();
     let other = Ticketing::open_with_clock(config, fx.clock.clone()).unwrap();
     other

@@ -9,8 +9,8 @@ use ticketing_core::{invariants, Money, PayCmd, ReserveCmd, StrategyKind};
 
 /// A clean database with a sale in it: user 1 paid seat 1 (price 100), user 2 holds seat 2,
 /// two tokens were admitted and one waits (max-active 3). Then `sql` is run on it raw.
-fn planted(sql: &str) -> Vec<&'static str> {
-    let fx = Fixture::with(StrategyKind::Pessimistic, |c| c.max_active = Some(3));
+fn planted(kind: StrategyKind, sql: &str) -> Vec<&'static str> {
+    let fx = Fixture::with(kind, |c| c.max_active = Some(3));
     let (option, seats) = fx.concert(10, 100);
     let (a, b) = (fx.active_token(1), fx.active_token(2));
     fx.t.issue_token(3).unwrap();
@@ -39,8 +39,7 @@ fn planted(sql: &str) -> Vec<&'static str> {
     })
     .unwrap();
     assert!(invariants::check(&fx.t).unwrap().is_empty(), "the baseline is clean");
-    let c = rusqlite::Connection::open(fx.db_path()).unwrap();
-    c.execute_batch(sql).unwrap();
+    fx.sql(sql);
     invariants::check(&fx.t)
         .unwrap()
         .into_iter()
@@ -48,18 +47,18 @@ fn planted(sql: &str) -> Vec<&'static str> {
         .collect()
 }
 
-#[test]
-fn a_seat_held_by_two_live_reservations() {
+fn a_seat_held_by_two_live_reservations(kind: StrategyKind) {
     let found = planted(
+        kind,
         "INSERT INTO reservations (user_id, seat_id, option_id, status, held_until, price, created_at)
          SELECT 3, seat_id, option_id, 'HELD', held_until, price, created_at FROM reservations WHERE status = 'HELD'",
     );
     assert!(found.contains(&"seat-double-booked"), "{found:?}");
 }
 
-#[test]
-fn a_seat_sold_twice() {
+fn a_seat_sold_twice(kind: StrategyKind) {
     let found = planted(
+        kind,
         "INSERT INTO reservations (user_id, seat_id, option_id, status, held_until, price, created_at)
          SELECT 5, seat_id, option_id, 'PAID', held_until, price, created_at FROM reservations WHERE status = 'PAID'",
     );
@@ -67,75 +66,79 @@ fn a_seat_sold_twice() {
     assert!(found.contains(&"paid-without-one-payment"), "{found:?}");
 }
 
-#[test]
-fn a_sold_seat_without_a_paid_reservation() {
-    let found = planted("UPDATE seats SET status = 'SOLD', reservation_id = NULL WHERE id = 3");
+fn a_sold_seat_without_a_paid_reservation(kind: StrategyKind) {
+    let found = planted(
+        kind,
+        "UPDATE seats SET status = 'SOLD', reservation_id = NULL WHERE id = 3",
+    );
     assert_eq!(found, ["seat-state-mismatch"]);
 }
 
-#[test]
-fn a_paid_reservation_whose_seat_is_not_sold() {
-    let found = planted("UPDATE seats SET status = 'AVAILABLE', reservation_id = NULL WHERE status = 'SOLD'");
+fn a_paid_reservation_whose_seat_is_not_sold(kind: StrategyKind) {
+    let found = planted(
+        kind,
+        "UPDATE seats SET status = 'AVAILABLE', reservation_id = NULL WHERE status = 'SOLD'",
+    );
     assert_eq!(found, ["reservation-seat-mismatch"]);
 }
 
-#[test]
-fn a_payment_of_the_wrong_amount() {
+fn a_payment_of_the_wrong_amount(kind: StrategyKind) {
     let found = planted(
+        kind,
         "UPDATE payments SET amount = 5000; UPDATE ledger SET amount = 5000, balance_after = 95000 WHERE kind = 'PAYMENT';
          UPDATE wallets SET balance = 95000",
     );
     assert_eq!(found, ["payment-without-paid-reservation"]);
 }
 
-#[test]
-fn a_paid_reservation_without_payment() {
-    let found = planted("DELETE FROM payments");
+fn a_paid_reservation_without_payment(kind: StrategyKind) {
+    let found = planted(kind, "DELETE FROM payments");
     assert!(found.contains(&"paid-without-one-payment"), "{found:?}");
     assert!(found.contains(&"payments-not-in-ledger") || found.contains(&"paid-without-one-payment"));
 }
 
-#[test]
-fn a_balance_that_is_not_the_sum_of_its_ledger() {
-    let found = planted("UPDATE wallets SET balance = balance + 1");
+fn a_balance_that_is_not_the_sum_of_its_ledger(kind: StrategyKind) {
+    let found = planted(kind, "UPDATE wallets SET balance = balance + 1");
     assert_eq!(found, ["money-not-conserved"]);
 }
 
-#[test]
-fn a_ledger_entry_with_a_wrong_running_balance() {
-    let found = planted("UPDATE ledger SET balance_after = 1 WHERE kind = 'CHARGE'");
+fn a_ledger_entry_with_a_wrong_running_balance(kind: StrategyKind) {
+    let found = planted(kind, "UPDATE ledger SET balance_after = 1 WHERE kind = 'CHARGE'");
     assert_eq!(found, ["ledger-running-balance"]);
 }
 
-#[test]
-fn a_ledger_without_its_wallet() {
-    let found =
-        planted("INSERT INTO ledger (user_id, kind, amount, balance_after, at) VALUES (77, 'CHARGE', 100, 100, 0)");
+fn a_ledger_without_its_wallet(kind: StrategyKind) {
+    let found = planted(
+        kind,
+        "INSERT INTO ledger (user_id, kind, amount, balance_after, at) VALUES (77, 'CHARGE', 100, 100, 0)",
+    );
     assert_eq!(found, ["ledger-without-wallet"]);
 }
 
-#[test]
-fn a_payment_missing_from_the_ledger() {
-    let found =
-        planted("DELETE FROM ledger WHERE kind = 'PAYMENT'; UPDATE wallets SET balance = 100000 WHERE user_id = 1");
+fn a_payment_missing_from_the_ledger(kind: StrategyKind) {
+    let found = planted(
+        kind,
+        "DELETE FROM ledger WHERE kind = 'PAYMENT'; UPDATE wallets SET balance = 100000 WHERE user_id = 1",
+    );
     assert_eq!(found, ["payments-not-in-ledger"]);
 }
 
-#[test]
-fn more_active_tokens_than_max_active() {
-    let found = planted("UPDATE queue_settings SET max_active = 1");
+fn more_active_tokens_than_max_active(kind: StrategyKind) {
+    let found = planted(kind, "UPDATE queue_settings SET max_active = 1");
     assert_eq!(found, ["too-many-active"]);
 }
 
-#[test]
-fn admission_out_of_issue_order() {
-    let found = planted("UPDATE tokens SET admitted_at = admitted_at - 1000 WHERE user_id = 2");
+fn admission_out_of_issue_order(kind: StrategyKind) {
+    let found = planted(
+        kind,
+        "UPDATE tokens SET admitted_at = admitted_at - 1000 WHERE user_id = 2",
+    );
     assert_eq!(found, ["admission-out-of-order"]);
 }
 
-#[test]
-fn a_waiter_skipped_by_admission() {
+fn a_waiter_skipped_by_admission(kind: StrategyKind) {
     let found = planted(
+        kind,
         "UPDATE tokens SET status = 'WAITING', admitted_at = NULL WHERE user_id = 3;
          UPDATE tokens SET status = 'ACTIVE', admitted_at = issued_at, expires_at = expires_at + 600000 WHERE user_id = 4;
          UPDATE queue_settings SET admitted_through = (SELECT id FROM tokens WHERE user_id = 4)",
@@ -143,8 +146,24 @@ fn a_waiter_skipped_by_admission() {
     assert!(found.contains(&"waiter-skipped"), "{found:?}");
 }
 
-#[test]
-fn an_active_counter_out_of_step() {
-    let found = planted("UPDATE queue_settings SET active_rows = active_rows + 5");
+fn an_active_counter_out_of_step(kind: StrategyKind) {
+    let found = planted(kind, "UPDATE queue_settings SET active_rows = active_rows + 5");
     assert_eq!(found, ["active-counter"]);
 }
+
+every_strategy!(
+    a_seat_held_by_two_live_reservations,
+    a_seat_sold_twice,
+    a_sold_seat_without_a_paid_reservation,
+    a_paid_reservation_whose_seat_is_not_sold,
+    a_payment_of_the_wrong_amount,
+    a_paid_reservation_without_payment,
+    a_balance_that_is_not_the_sum_of_its_ledger,
+    a_ledger_entry_with_a_wrong_running_balance,
+    a_ledger_without_its_wallet,
+    a_payment_missing_from_the_ledger,
+    more_active_tokens_than_max_active,
+    admission_out_of_issue_order,
+    a_waiter_skipped_by_admission,
+    an_active_counter_out_of_step,
+);

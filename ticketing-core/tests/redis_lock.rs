@@ -382,12 +382,7 @@ fn fences_keep_growing_when_redis_loses_them() {
     };
     let fx = fixture(|_| {});
     fx.t.charge(1, Money::from_units(100)).unwrap();
-    let fence_of = || -> i64 {
-        rusqlite::Connection::open(fx.db_path())
-            .unwrap()
-            .query_row("SELECT fence FROM wallets WHERE user_id = 1", [], |r| r.get(0))
-            .unwrap()
-    };
+    let fence_of = || -> i64 { fx.sql_i64("SELECT fence FROM wallets WHERE user_id = 1") };
     let first = fence_of();
     assert!(first > 0);
     let fence_key = test_hooks::lock_key(&fx.t, "wallet:1").replace(":lock", ":fence");

@@ -22,11 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
-
 use crate::config::{Config, StrategyKind};
 use crate::error::{Error, Result};
-use crate::store::{exec, Answer, Store};
+use crate::store::{params, Answer, Conn, Store};
 
 /// A contended resource: the unit a strategy locks or versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -34,6 +32,15 @@ pub(crate) enum Resource {
     Seat(i64),
     Wallet(i64),
     Reservation(i64),
+}
+
+impl Resource {
+    /// The id of the row that stands for the resource (a seat, a reservation, a wallet's user).
+    fn key(self) -> i64 {
+        match self {
+            Resource::Seat(id) | Resource::Wallet(id) | Resource::Reservation(id) => id,
+        }
+    }
 }
 
 impl fmt::Display for Resource {
@@ -118,19 +125,45 @@ impl ContentionStats {
 
 /// Runs `f` in a nested savepoint: when it fails, what it wrote is undone and the enclosing
 /// write may try again.
-fn in_savepoint<T>(c: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    exec(c, "SAVEPOINT attempt")?;
+fn in_savepoint<T>(c: &Conn<'_>, f: impl FnOnce(&Conn<'_>) -> Result<T>) -> Result<T> {
+    c.exec("SAVEPOINT attempt")?;
     match f(c) {
         Ok(v) => {
-            exec(c, "RELEASE attempt")?;
+            c.exec("RELEASE attempt")?;
             Ok(v)
         }
         Err(e) => {
-            exec(c, "ROLLBACK TO attempt")?;
-            exec(c, "RELEASE attempt")?;
+            c.exec("ROLLBACK TO attempt")?;
+            c.exec("RELEASE attempt")?;
             Err(e)
         }
     }
+}
+
+/// Pessimistic on PostgreSQL: locks the contended rows, in the order given (every use case
+/// lists a reservation before a wallet), before `decide` reads them, so the rule decides on
+/// rows no one else can change until the commit. A wallet that does not exist yet is created
+/// empty first so that there is a row to lock (it is rolled back with the write if the write
+/// fails). On SQLite the writer's `BEGIN IMMEDIATE` has locked everything already.
+fn lock_rows(c: &Conn<'_>, resources: &[(Resource, OnLostRace)]) -> Result<()> {
+    if !c.is_postgres() {
+        return Ok(());
+    }
+    for &(res, _) in resources {
+        let sql = match res {
+            Resource::Seat(_) => "SELECT 1 FROM seats WHERE id = ?1 FOR UPDATE",
+            Resource::Reservation(_) => "SELECT 1 FROM reservations WHERE id = ?1 FOR UPDATE",
+            Resource::Wallet(_) => {
+                c.prepare_cached(
+                    "INSERT INTO wallets (user_id, balance, version) VALUES (?1, 0, 0) ON CONFLICT (user_id) DO NOTHING",
+                )?
+                .execute(params![res.key()])?;
+                "SELECT 1 FROM wallets WHERE user_id = ?1 FOR UPDATE"
+            }
+        };
+        c.prepare_cached(sql)?.exists(params![res.key()])?;
+    }
+    Ok(())
 }
 
 /// The strategy chosen at start-up.
@@ -151,7 +184,7 @@ impl Strategy {
                     .ok_or_else(|| Error::invalid("redis-url", "the redis strategy needs --redis-url"))?;
                 Some(Arc::new(redis_lock::RedisLocks::connect(
                     url,
-                    &config.db_path,
+                    &config.db,
                     config.lock_lease,
                     config.contention_bound,
                 )?))
@@ -184,33 +217,48 @@ impl Strategy {
     where
         P: Send + 'static,
         T: Send + 'static,
-        D: Fn(&Connection) -> Result<P> + Send + Clone + 'static,
-        A: Fn(&Connection, P, &Fences) -> Result<T> + Send + Clone + 'static,
+        D: Fn(&Conn<'_>) -> Result<P> + Send + Clone + 'static,
+        A: Fn(&Conn<'_>, P, &Fences) -> Result<T> + Send + Clone + 'static,
     {
         let stats = self.stats.clone();
         match self.kind {
-            StrategyKind::Pessimistic => store.submit(move |c| {
-                let plan = decide(c)?;
-                stats.count(apply(c, plan, &Fences::default()))
-            }),
+            StrategyKind::Pessimistic => {
+                let resources = resources.to_vec();
+                store.submit(move |c| {
+                    lock_rows(c, &resources)?;
+                    let plan = decide(c)?;
+                    stats.count(apply(c, plan, &Fences::default()))
+                })
+            }
             StrategyKind::Optimistic => {
                 let plan = store.read(|c| decide(c))?;
                 let resources = resources.to_vec();
+                let bound = self.bound;
                 store.submit(move |c| {
                     if !resources.iter().any(|(_, how)| *how == OnLostRace::Wait) {
                         return stats.count(apply(c, plan, &Fences::default()));
                     }
-                    match in_savepoint(c, |c| apply(c, plan, &Fences::default())) {
-                        // A lost race on a resource that waits (a wallet): decide again inside
-                        // the writer's transaction. That read sees the winner's write, so the
-                        // retry cannot lose again: N contenders on one wallet cost N + 1 rounds
-                        // of work in one or two commits, never N rounds of colliding.
-                        Err(Error::Contention { resource, .. }) if waits_on(&resources, &resource) => {
-                            stats.retries.fetch_add(1, Ordering::Relaxed);
-                            let plan = decide(c)?;
-                            stats.count(apply(c, plan, &Fences::default()))
+                    let started = Instant::now();
+                    let mut outcome = in_savepoint(c, |c| apply(c, plan, &Fences::default()));
+                    loop {
+                        match outcome {
+                            // A lost race on a resource that waits (a wallet): decide again inside
+                            // the write's transaction. On SQLite that read sees the winner's write
+                            // and no one else writes meanwhile, so the retry cannot lose again: N
+                            // contenders on one wallet cost N + 1 rounds of work in one or two
+                            // commits. On PostgreSQL another node may win again; the retry loops,
+                            // bounded by the contention bound.
+                            Err(Error::Contention { resource, .. })
+                                if waits_on(&resources, &resource) && started.elapsed() < bound =>
+                            {
+                                stats.retries.fetch_add(1, Ordering::Relaxed);
+                                outcome = in_savepoint(c, |c| {
+                                    let plan = decide(c)?;
+                                    apply(c, plan, &Fences::default())
+                                });
+                            }
+                            other => return stats.count(other),
                         }
-                        other => stats.count(other),
                     }
                 })
             }
@@ -236,8 +284,8 @@ impl Strategy {
     where
         P: Send + 'static,
         T: Send + 'static,
-        D: Fn(&Connection) -> Result<P> + Send + Clone + 'static,
-        A: Fn(&Connection, P, &Fences) -> Result<T> + Send + Clone + 'static,
+        D: Fn(&Conn<'_>) -> Result<P> + Send + Clone + 'static,
+        A: Fn(&Conn<'_>, P, &Fences) -> Result<T> + Send + Clone + 'static,
     {
         let (locks, stats, bound) = (self.locks.clone(), self.stats.clone(), self.bound);
         async move {
@@ -336,7 +384,7 @@ impl Backoff {
 
 /// Checks the outcome of a guarded `UPDATE`: zero rows means the row's version (or a newer
 /// fence) moved on since `decide` read it.
-pub(crate) fn expect_one_row(changed: usize, res: Resource, conn: &Connection, fences: &Fences) -> Result<()> {
+pub(crate) fn expect_one_row(changed: usize, res: Resource, conn: &Conn<'_>, fences: &Fences) -> Result<()> {
     if changed == 1 {
         return Ok(());
     }
@@ -348,10 +396,8 @@ pub(crate) fn expect_one_row(changed: usize, res: Resource, conn: &Connection, f
         };
         let key_col = if table == "wallets" { "user_id" } else { "id" };
         let written: Option<i64> = conn
-            .query_row(&format!("SELECT fence FROM {table} WHERE {key_col} = ?1"), [key], |r| {
-                r.get(0)
-            })
-            .ok();
+            .prepare_cached(&format!("SELECT fence FROM {table} WHERE {key_col} = ?1"))?
+            .query_opt(params![key], |r| r.get(0))?;
         if written.is_some_and(|w| w > mine) {
             return Err(Error::Contention {
                 resource: res.to_string(),

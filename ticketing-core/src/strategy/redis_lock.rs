@@ -34,6 +34,7 @@ use std::sync::Arc;
 use futures_channel::oneshot;
 
 use super::{Backoff, ContentionStats, OnLostRace, Resource};
+use crate::config::Database;
 use crate::error::{Error, Result};
 use crate::store::Answer;
 
@@ -119,7 +120,7 @@ struct Grant {
 impl RedisLocks {
     /// Connects and checks that Redis answers. An unusable URL or an unreachable Redis is an
     /// [`Error::InvalidInput`] on `redis-url`: a setting to fix before the service can start.
-    pub fn connect(url: &str, db_path: &Path, lease: Duration, wait_bound: Duration) -> Result<RedisLocks> {
+    pub fn connect(url: &str, db: &Database, lease: Duration, wait_bound: Duration) -> Result<RedisLocks> {
         let shown = redact(url);
         let client = redis::Client::open(url)
             .map_err(|e| Error::invalid("redis-url", format!("bad Redis URL `{shown}`: {e}")))?;
@@ -144,7 +145,7 @@ impl RedisLocks {
             .spawn(move || drive(client, Some(conn), scripts, wait_bound, rx))
             .map_err(|e| Error::Internal(format!("cannot start the lock thread: {e}")))?;
         Ok(RedisLocks {
-            namespace: namespace(db_path),
+            namespace: namespace(db),
             commands: Some(tx),
             driver: Some(driver),
             lease,
@@ -428,10 +429,29 @@ fn round_trip(
 }
 
 /// `ticketing:<16 hex digits>`: a stable hash (FNV-1a, the same in every build) of the
-/// database's absolute path, so every process on one database shares its locks and different
-/// databases never meet.
-pub(crate) fn namespace(db_path: &Path) -> String {
-    let absolute = match (db_path.parent(), db_path.file_name()) {
+/// database's absolute path, or of a PostgreSQL URL's host, port and database (not its user or
+/// password), so every process on one database shares its locks and different databases never
+/// meet. (Nodes must name the database server alike: one host name, not a name on some and an
+/// address on others.)
+pub(crate) fn namespace(db: &Database) -> String {
+    let key = match db {
+        Database::Sqlite(path) => absolute(path).into_os_string().into_encoded_bytes(),
+        Database::Postgres(url) => {
+            let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("postgres://{rest}").into_bytes()
+        }
+    };
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("ticketing:{hash:016x}")
+}
+
+fn absolute(db_path: &Path) -> std::path::PathBuf {
+    match (db_path.parent(), db_path.file_name()) {
         (Some(dir), Some(name)) => {
             let dir = if dir.as_os_str().is_empty() {
                 Path::new(".")
@@ -443,13 +463,7 @@ pub(crate) fn namespace(db_path: &Path) -> String {
                 .unwrap_or_else(|_| db_path.to_path_buf())
         }
         _ => db_path.to_path_buf(),
-    };
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in absolute.as_os_str().as_encoded_bytes() {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("ticketing:{hash:016x}")
 }
 
 pub(crate) fn lock_key(namespace: &str, res: &str) -> String {
@@ -480,10 +494,14 @@ mod tests {
 
     #[test]
     fn keys_are_per_resource_and_per_database() {
-        let a = namespace(Path::new("/tmp/a.db"));
-        let b = namespace(Path::new("/tmp/b.db"));
+        let a = namespace(&Database::from(Path::new("/tmp/a.db")));
+        let b = namespace(&Database::from(Path::new("/tmp/b.db")));
         assert_ne!(a, b);
-        assert_eq!(a, namespace(Path::new("/tmp/a.db")));
+        assert_eq!(a, namespace(&Database::from(Path::new("/tmp/a.db"))));
+        // One PostgreSQL database whoever connects; another database is another namespace.
+        let pg = namespace(&Database::parse("postgres://alice:pw@db:5432/tickets"));
+        assert_eq!(pg, namespace(&Database::parse("postgres://bob@db:5432/tickets")));
+        assert_ne!(pg, namespace(&Database::parse("postgres://bob@db:5432/other")));
         assert_eq!(lock_key(&a, "seat:3"), format!("{a}:{{seat:3}}:lock"));
         assert_eq!(fence_key(&a, "seat:3"), format!("{a}:{{seat:3}}:fence"));
     }

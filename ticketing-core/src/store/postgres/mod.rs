@@ -1,0 +1,246 @@
+//! PostgreSQL: a connection pool, writer threads, migrations.
+//!
+//! Every write is its own `READ COMMITTED` transaction, run whole on one pooled connection by
+//! one of the writer threads (as many as the pool has connections, so a write never waits for
+//! a thread while a connection is free, and no async runtime is needed in the core: the
+//! `postgres` crate drives each connection itself). Several transactions write at once — of
+//! this process and of every other node — so a rule that checks and then writes names the row
+//! that makes it safe: the contended row's `version` (optimistic), its `FOR UPDATE` lock
+//! (pessimistic, taken by the strategy before the rule reads), the queue's settings row for
+//! admission and token issue, the user's token row for `max-holds`. `READ COMMITTED` suits
+//! that: a statement that waited for a row lock sees the winner's commit and re-checks its
+//! `WHERE`, so a version guard loses cleanly instead of failing with a serialization error.
+//! Reads run in `REPEATABLE READ, READ ONLY` transactions: one snapshot across the statements
+//! of a read (a token's place counts several rows), and no lock taken.
+//!
+//! Nothing waits without a bound: a request waits at most `db_timeout` for a connection or a
+//! writer, and at most `contention_bound` for a row lock (`lock_timeout`); then it fails with
+//! `DB_UNAVAILABLE` or a contention error. A connection the server closed is dropped from the
+//! pool and replaced on demand, so a node recovers by itself when the database is back.
+
+mod schema;
+pub(crate) mod scratch;
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::conn::PgConn;
+use super::{Conn, Hooks, WriteJob};
+use crate::config::{Config, Durability};
+use crate::error::{Error, Result};
+
+/// A PostgreSQL database: its pool and the writer threads.
+pub(crate) struct PgStore {
+    pool: r2d2::Pool<Manager>,
+    jobs: Option<Sender<Queued>>,
+    writers: Vec<JoinHandle<()>>,
+}
+
+/// A write and when it was queued (it fails rather than wait longer than `db_timeout`).
+struct Queued {
+    at: Instant,
+    job: Box<dyn WriteJob>,
+}
+
+/// Opens pooled connections with this service's session settings.
+struct Manager {
+    config: postgres::Config,
+    durability: Durability,
+    lock_timeout: Duration,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = PgConn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> std::result::Result<PgConn, postgres::Error> {
+        let mut client = self.config.connect(postgres::NoTls)?;
+        // `full`: a commit returns once its WAL is flushed to disk (survives power loss);
+        // `normal`: once it is in the server's WAL buffer (survives this process crashing,
+        // and the server's crash loses at most the last fraction of a second).
+        let synchronous = match self.durability {
+            Durability::Full => "on",
+            Durability::Normal => "off",
+        };
+        client.batch_execute(&format!(
+            "SET synchronous_commit = {synchronous}; SET lock_timeout = {}; SET idle_in_transaction_session_timeout = 60000",
+            self.lock_timeout.as_millis().max(1)
+        ))?;
+        Ok(PgConn::new(client))
+    }
+
+    fn is_valid(&self, conn: &mut PgConn) -> std::result::Result<(), postgres::Error> {
+        conn.ping()
+    }
+
+    fn has_broken(&self, conn: &mut PgConn) -> bool {
+        conn.is_closed()
+    }
+}
+
+impl PgStore {
+    /// Connects, creates or migrates the schema (once, even when several processes start
+    /// together), and starts the writers.
+    pub fn open(url: &str, config: &Config, hooks: Hooks) -> Result<PgStore> {
+        off_runtime(|| PgStore::open_here(url, config, hooks))
+    }
+
+    fn open_here(url: &str, config: &Config, hooks: Hooks) -> Result<PgStore> {
+        let mut pg: postgres::Config = url
+            .parse()
+            .map_err(|e| Error::invalid("db", format!("cannot read the PostgreSQL URL {}: {e}", config.db)))?;
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(config.db_timeout);
+        }
+        pg.keepalives(true).keepalives_idle(Duration::from_secs(10));
+        let manager = Manager {
+            config: pg,
+            durability: config.durability,
+            lock_timeout: config.contention_bound,
+        };
+        {
+            use r2d2::ManageConnection;
+            let first = manager
+                .connect()
+                .map_err(|e| unreachable_db(&config.db.to_string(), &e))?;
+            schema::migrate(&first)?;
+            (hooks.after_commit)(&Conn::Postgres(&first));
+        }
+        let size = config.db_pool.max(2);
+        let pool = r2d2::Pool::builder()
+            .max_size(size)
+            .min_idle(Some(0))
+            .connection_timeout(config.db_timeout)
+            .test_on_check_out(false)
+            .build_unchecked(manager);
+        let (tx, rx) = crossbeam_channel::unbounded::<Queued>();
+        let hooks = std::sync::Arc::new(hooks);
+        let mut writers = Vec::new();
+        for n in 0..size {
+            let (pool, rx, hooks, timeout) = (pool.clone(), rx.clone(), hooks.clone(), config.db_timeout);
+            writers.push(
+                std::thread::Builder::new()
+                    .name(format!("ticketing-pg-writer-{n}"))
+                    .spawn(move || write_loop(&pool, &rx, &hooks, timeout))
+                    .map_err(|e| Error::Internal(format!("cannot start a writer thread: {e}")))?,
+            );
+        }
+        Ok(PgStore {
+            pool,
+            jobs: Some(tx),
+            writers,
+        })
+    }
+
+    /// Runs `f` in a `REPEATABLE READ, READ ONLY` transaction on a pooled connection.
+    pub fn read<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T>) -> Result<T> {
+        off_runtime(|| self.read_here(f))
+    }
+
+    fn read_here<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T>) -> Result<T> {
+        let conn = self.pool.get().map_err(pool_error)?;
+        conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
+        let result = f(&Conn::Postgres(&conn));
+        let end = conn.batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+        let value = result?;
+        end?;
+        Ok(value)
+    }
+
+    /// Queues a write for the next free writer.
+    pub fn submit_job(&self, job: Box<dyn WriteJob>) -> Result<()> {
+        self.jobs
+            .as_ref()
+            .ok_or_else(|| Error::Internal("the store is closed".into()))?
+            .send(Queued {
+                at: Instant::now(),
+                job,
+            })
+            .map_err(|_| Error::Internal("the writer threads have stopped".into()))
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.jobs.take();
+        for writer in self.writers.drain(..) {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// A writer: takes the next write, runs it in its own transaction on a pooled connection,
+/// commits, answers.
+fn write_loop(pool: &r2d2::Pool<Manager>, jobs: &Receiver<Queued>, hooks: &Hooks, timeout: Duration) {
+    loop {
+        let Queued { at, mut job } = match jobs.recv_timeout(Duration::from_secs(1)) {
+            Ok(queued) => queued,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let waited = at.elapsed();
+        if waited > timeout {
+            // Every writer was busy that long: the database is not keeping up or not answering.
+            job.finish(Err(Error::DbUnavailable(format!(
+                "no database connection became free within {} ms",
+                waited.as_millis()
+            ))));
+            continue;
+        }
+        let conn = match pool.get_timeout(timeout - waited) {
+            Ok(conn) => conn,
+            Err(e) => {
+                job.finish(Err(pool_error(e)));
+                continue;
+            }
+        };
+        let commit = run_one(&conn, job.as_mut(), hooks);
+        if commit.is_ok() {
+            (hooks.after_commit)(&Conn::Postgres(&conn));
+        }
+        job.finish(commit);
+    }
+}
+
+/// One write's transaction: `Ok` when it committed, or when the job failed and was rolled back
+/// (the job reports its own error); `Err` when the commit failed.
+fn run_one(conn: &PgConn, job: &mut dyn WriteJob, hooks: &Hooks) -> Result<()> {
+    conn.batch("BEGIN")?;
+    let c = Conn::Postgres(conn);
+    if !job.run(&c) {
+        // The job's error says what went wrong; a rollback that fails means the connection is
+        // gone, and the pool drops it.
+        let _ = conn.batch("ROLLBACK");
+        super::take_admit_due();
+        return Ok(());
+    }
+    let end = (hooks.before_commit)(&c).and_then(|()| conn.batch("COMMIT"));
+    if end.is_err() {
+        let _ = conn.batch("ROLLBACK");
+    }
+    end
+}
+
+/// Runs `f`, which talks to PostgreSQL, from wherever the caller is. The `postgres` client
+/// blocks on a small runtime of its own, and tokio refuses that on a thread that is running a
+/// runtime's tasks (an async front end's event loop, where the redis strategy's locked
+/// sequence reads): there the thread first hands its other tasks to the runtime's other
+/// workers (`block_in_place`). Elsewhere it is a plain call.
+pub(crate) fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+fn pool_error(e: r2d2::Error) -> Error {
+    Error::DbUnavailable(format!("no database connection within the timeout: {e}"))
+}
+
+fn unreachable_db(db: &str, e: &postgres::Error) -> Error {
+    Error::DbUnavailable(format!("cannot reach PostgreSQL at {db}: {e}"))
+}
