@@ -5,6 +5,7 @@
 #
 #   scripts/bench-http.sh                      # pessimistic and optimistic (+ redis if TICKETING_REDIS_URL)
 #   STRATEGIES=optimistic DURATION=5s scripts/bench-http.sh
+#   BENCH_PG_URL=postgres://… scripts/bench-http.sh   # on PostgreSQL: a fresh schema per strategy
 #
 # Each strategy gets a fresh database with a bench concert of 20 dates × 10,000 seats at 100
 # (seats for reserve and pay) and a 50-seat date (for available-seats). Needs wrk, curl, python3.
@@ -35,8 +36,14 @@ for i, line in enumerate(sys.stdin):
 }
 
 # Runs an SQL query read-only against the bench database (setup for the next step only).
-query() { python3 -c 'import sqlite3,sys; c=sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
-for row in c.execute(sys.argv[2]): print(" ".join(map(str, row)))' "$OUT/bench.db" "$1"; }
+query() {
+  if [ -n "${BENCH_PG_URL:-}" ]; then
+    psql "$DB" -AtF ' ' -c "$1"
+  else
+    python3 -c 'import sqlite3,sys; c=sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+for row in c.execute(sys.argv[2]): print(" ".join(map(str, row)))' "$DB" "$1"
+  fi
+}
 
 # CPU time (user + system, in clock ticks) the server has used so far.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
@@ -57,14 +64,21 @@ print(f"server CPU: {t/hz:.2f} s for {n} requests = {t/hz/n*1e6:.1f} us/request"
 for strategy in $STRATEGIES; do
   OUT=$(mktemp -d)
   export OUT
-  echo "## strategy: $strategy (work dir $OUT)"
+  if [ -n "${BENCH_PG_URL:-}" ]; then
+    schema=bench_${strategy}_$$
+    psql "$BENCH_PG_URL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE; CREATE SCHEMA $schema"
+    DB="$BENCH_PG_URL?options=-c%20search_path%3D$schema"
+  else
+    DB=$OUT/bench.db
+  fi
+  echo "## strategy: $strategy (work dir $OUT, database ${BENCH_PG_URL:+PostgreSQL schema $schema}${BENCH_PG_URL:-$DB})"
   dates=()
   for d in $(seq -w 1 20); do dates+=(--date "2027-01-$d"); done
-  "$BIN" --db "$OUT/bench.db" admin concert add --title Bench "${dates[@]}" --seats 10000 --price 100 >/dev/null
-  "$BIN" --db "$OUT/bench.db" admin concert add --title Small --date 2027-06-01 --seats 50 --price 100 >/dev/null
+  "$BIN" --db "$DB" admin concert add --title Bench "${dates[@]}" --seats 10000 --price 100 >/dev/null
+  "$BIN" --db "$DB" admin concert add --title Small --date 2027-06-01 --seats 50 --price 100 >/dev/null
   small=$(query "SELECT id FROM concert_options WHERE concert_date = '2027-06-01'")
 
-  "$BIN" serve --db "$OUT/bench.db" --strategy "$strategy" --addr 127.0.0.1:0 \
+  "$BIN" serve --db "$DB" --strategy "$strategy" --addr 127.0.0.1:0 \
     --max-active 1000000 --max-holds 1 --token-ttl 1h --hold-ttl 1h --rate-limit off \
     ${TICKETING_REDIS_URL:+--redis-url "$TICKETING_REDIS_URL"} >"$OUT/stdout" 2>"$OUT/server.log" &
   server=$!
@@ -88,7 +102,8 @@ for strategy in $STRATEGIES; do
   bench pay -s "$BENCH_DIR/pay.lua" "$url"
 
   kill -TERM "$server"; wait "$server" || true
-  "$BIN" --db "$OUT/bench.db" admin check >"$OUT/check.txt" && echo "invariants: ok" || { echo "invariants FAILED"; cat "$OUT/check.txt"; }
+  "$BIN" --db "$DB" admin check >"$OUT/check.txt" && echo "invariants: ok" || { echo "invariants FAILED"; cat "$OUT/check.txt"; }
   echo "paid: $(query "SELECT count(*) FROM payments"), held: $(query "SELECT count(*) FROM reservations WHERE status = 'HELD'")"
+  [ -n "${BENCH_PG_URL:-}" ] && psql "$BENCH_PG_URL" -qc "DROP SCHEMA $schema CASCADE"
   echo
 done

@@ -9,7 +9,6 @@ mod serve;
 mod simulate;
 mod tui;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -29,9 +28,17 @@ struct Cli {
 /// Settings shared by every subcommand; accepted before or after it.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// SQLite database file (created and migrated when missing).
+    /// The database: an SQLite file (created and migrated when missing) or a postgres://… URL
+    /// (its schema is created or migrated when missing).
     #[arg(long, global = true, env = "TICKETING_DB", default_value = "./ticketing.db")]
-    pub db: PathBuf,
+    pub db: String,
+    /// PostgreSQL: the most database connections this process opens.
+    #[arg(long, global = true, env = "TICKETING_DB_POOL", default_value_t = ticketing_core::config::DEFAULT_DB_POOL)]
+    pub db_pool: u32,
+    /// PostgreSQL: how long a request waits for a connection or an unanswering database
+    /// before it fails with 503 DB_UNAVAILABLE, e.g. 5s.
+    #[arg(long, global = true, env = "TICKETING_DB_TIMEOUT", value_parser = parse_duration, default_value = "5s")]
+    pub db_timeout: Duration,
     /// Concurrency control for contended writes: pessimistic, optimistic (the default) or redis.
     /// `simulate` also takes `all` or a comma list, and runs every available one when it is unset.
     #[arg(long, global = true, env = "TICKETING_STRATEGY")]
@@ -78,7 +85,12 @@ impl GlobalArgs {
         if self.max_holds == 0 {
             return Err(UsageError("--max-holds must be at least 1".into()));
         }
-        let mut config = Config::new(&self.db);
+        if self.db_pool == 0 {
+            return Err(UsageError("--db-pool must be at least 1".into()));
+        }
+        let mut config = Config::new(self.db.as_str());
+        config.db_pool = self.db_pool;
+        config.db_timeout = self.db_timeout;
         config.strategy = strategy;
         config.redis_url = self.redis_url.clone();
         config.max_active = self.max_active;

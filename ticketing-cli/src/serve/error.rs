@@ -105,13 +105,18 @@ impl From<Error> for ApiError {
             ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorClass::Internal => return ApiError::internal(e.to_string()),
         };
-        let message = e.to_string();
+        let cause = e.to_string();
+        // The database's own words (hosts, server messages) are for the log, not for clients.
+        let message = match e {
+            Error::DbUnavailable(_) => "the database is unavailable; try again shortly".to_string(),
+            _ => cause.clone(),
+        };
         ApiError {
             status,
             code: e.code(),
-            cause: message.clone(),
+            cause,
             message,
-            // The lock service is down: worth another try in a second.
+            // The lock service or the database is down: worth another try in a second.
             retry_after: (status == StatusCode::SERVICE_UNAVAILABLE).then_some(1),
         }
     }

@@ -98,7 +98,7 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
         builder.worker_threads(n);
     }
     let runtime = builder.build().context("cannot start the async runtime")?;
-    let db = config.db_path.display().to_string();
+    let db = config.db.to_string();
     let strategy = config.strategy;
     let ticketing = Ticketing::open(config).map_err(|e| {
         UsageError(format!(

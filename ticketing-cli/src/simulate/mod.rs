@@ -439,7 +439,7 @@ fn core_config(
     durability: Durability,
     scenario: &Scenario,
     strategy: StrategyKind,
-    db: PathBuf,
+    db: ticketing_core::Database,
 ) -> Config {
     let q = &scenario.queue;
     let mut config = Config::new(db);
@@ -451,6 +451,8 @@ fn core_config(
     config.hold_ttl = q.hold_ttl.unwrap_or(global.hold_ttl);
     config.max_holds = q.max_holds.unwrap_or(global.max_holds);
     config.durability = durability;
+    config.db_pool = global.db_pool;
+    config.db_timeout = global.db_timeout;
     config
 }
 
@@ -486,7 +488,23 @@ fn run_one(
     let (driver, core, concert_ids, _db_dir) = match target {
         Target::Core(strategy) => {
             let dir = tempfile::Builder::new().prefix(strategy.name()).tempdir_in(workdir)?;
-            let config = core_config(global, durability, scenario, *strategy, dir.path().join("ticketing.db"));
+            // On PostgreSQL each strategy runs in a schema of its own, dropped after the run.
+            let scratch = match ticketing_core::Database::parse(&global.db) {
+                ticketing_core::Database::Postgres(url) => {
+                    let schema = ticketing_core::ScratchSchema::create(&url, &format!("simulate_{strategy}"))?;
+                    eprintln!(
+                        "{strategy}: PostgreSQL schema {} (dropped after the run)",
+                        schema.name()
+                    );
+                    Some(schema)
+                }
+                ticketing_core::Database::Sqlite(_) => None,
+            };
+            let db = scratch.as_ref().map_or_else(
+                || ticketing_core::Database::from(dir.path().join("ticketing.db")),
+                |s| ticketing_core::Database::parse(s.url()),
+            );
+            let config = core_config(global, durability, scenario, *strategy, db);
             let t = Ticketing::open(config)?;
             let mut ids = Vec::new();
             for c in &scenario.setup.concerts {
@@ -498,7 +516,7 @@ fn run_one(
                 })?;
                 ids.push(created.concert_id);
             }
-            (Driver::InProcess(t.clone()), Some(t), ids, Some(dir))
+            (Driver::InProcess(t.clone()), Some(t), ids, Some((dir, scratch)))
         }
         Target::Http(url) => {
             let http = Arc::new(HttpDriver::new(url, args.concurrency)?);

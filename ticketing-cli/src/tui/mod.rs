@@ -55,7 +55,7 @@ pub fn run(global: &GlobalArgs, args: TuiArgs) -> anyhow::Result<ExitCode> {
         bench::run(config)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let db = config.db_path.display().to_string();
+    let db = config.db.to_string();
     let t = Ticketing::open(config).with_context(|| format!("cannot open the database {db}"))?;
 
     let (event_tx, event_rx) = mpsc::channel();

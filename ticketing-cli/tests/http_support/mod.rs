@@ -3,7 +3,6 @@
 #![allow(dead_code)] // each test file uses a different part
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -19,26 +18,86 @@ pub fn redis_url() -> Option<String> {
     std::env::var("TICKETING_TEST_REDIS_URL").ok().filter(|s| !s.is_empty())
 }
 
-/// Defines one `#[tokio::test]` per strategy, each calling `$body(strategy)`.
+/// The PostgreSQL server the test command provides (`scripts/test.sh` starts a private one).
+pub fn pg_url() -> Option<String> {
+    std::env::var("TICKETING_TEST_PG_URL").ok().filter(|s| !s.is_empty())
+}
+
+/// Which database a test's servers run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+thread_local! {
+    /// The backend of the test running on this thread: the `per_strategy!` test sets it before
+    /// its body's first poll (which runs on the test's thread), and [`Server::start`] reads it,
+    /// so a test body is written once for both backends.
+    static BACKEND: std::cell::Cell<Backend> = const { std::cell::Cell::new(Backend::Sqlite) };
+}
+
+/// Sets the backend of the running test; false (and the test is skipped, or fails in CI) when
+/// what it needs was not provided.
+pub fn use_backend(backend: Backend, strategy: &str) -> bool {
+    for (missing, what) in [
+        (strategy == "redis" && redis_url().is_none(), "TICKETING_TEST_REDIS_URL"),
+        (
+            backend == Backend::Postgres && pg_url().is_none(),
+            "TICKETING_TEST_PG_URL",
+        ),
+    ] {
+        if missing {
+            assert!(std::env::var_os("CI").is_none(), "CI must provide {what}");
+            eprintln!("skipped: set {what} (scripts/test.sh does)");
+            return false;
+        }
+    }
+    BACKEND.with(|b| b.set(backend));
+    true
+}
+
+/// Defines one `#[tokio::test]` per strategy and backend, each calling `$body(strategy)`.
 #[macro_export]
 macro_rules! per_strategy {
     ($name:ident, $body:ident) => {
         mod $name {
+            use $crate::http_support::{use_backend, Backend};
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn pessimistic() {
-                super::$body("pessimistic").await;
+                if use_backend(Backend::Sqlite, "pessimistic") {
+                    super::$body("pessimistic").await;
+                }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn optimistic() {
-                super::$body("optimistic").await;
+                if use_backend(Backend::Sqlite, "optimistic") {
+                    super::$body("optimistic").await;
+                }
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn redis() {
-                if $crate::http_support::redis_url().is_none() {
-                    eprintln!("skipped: set TICKETING_TEST_REDIS_URL to test the redis strategy");
-                    return;
+                if use_backend(Backend::Sqlite, "redis") {
+                    super::$body("redis").await;
                 }
-                super::$body("redis").await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres_pessimistic() {
+                if use_backend(Backend::Postgres, "pessimistic") {
+                    super::$body("pessimistic").await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres_optimistic() {
+                if use_backend(Backend::Postgres, "optimistic") {
+                    super::$body("optimistic").await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres_redis() {
+                if use_backend(Backend::Postgres, "redis") {
+                    super::$body("redis").await;
+                }
             }
         }
     };
@@ -52,6 +111,8 @@ pub struct Server {
     /// The temp dir holding the database and the server's log.
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
+    /// PostgreSQL: the server's own schema, dropped after the server stops.
+    pub schema: Option<ticketing_core::ScratchSchema>,
 }
 
 /// An HTTP answer: status and parsed JSON body (`Value::Null` when not JSON).
@@ -97,22 +158,31 @@ pub fn args(list: &[&str]) -> Vec<String> {
 }
 
 impl Server {
-    /// Starts `ticketing serve --demo` with `strategy` and `extra` flags on a fresh database.
+    /// Starts `ticketing serve --demo` with `strategy` and `extra` flags on a fresh database of
+    /// the running test's backend (see [`use_backend`]).
     pub fn start(strategy: &str, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = dir.path().join("ticketing.db");
+        if BACKEND.with(std::cell::Cell::get) == Backend::Postgres {
+            let schema = ticketing_core::ScratchSchema::create(&pg_url().expect("TICKETING_TEST_PG_URL"), "http")
+                .expect("scratch schema");
+            let db = std::ffi::OsString::from(schema.url());
+            let mut server = Server::start_on(dir, db, strategy, extra);
+            server.schema = Some(schema);
+            return server;
+        }
+        let db = dir.path().join("ticketing.db").into_os_string();
         Server::start_on(dir, db, strategy, extra)
     }
 
-    /// Starts on a given database path.
-    pub fn start_on(dir: tempfile::TempDir, db: PathBuf, strategy: &str, extra: &[&str]) -> Server {
+    /// Starts on a given database (a path or a PostgreSQL URL).
+    pub fn start_on(dir: tempfile::TempDir, db: impl AsRef<std::ffi::OsStr>, strategy: &str, extra: &[&str]) -> Server {
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ticketing"));
         cmd.arg("serve")
             .arg("--addr")
             .arg("127.0.0.1:0")
             .arg("--db")
-            .arg(&db)
+            .arg(db.as_ref())
             .arg("--strategy")
             .arg(strategy)
             .arg("--demo")
@@ -159,6 +229,15 @@ impl Server {
             base,
             dir,
             client,
+            schema: None,
+        }
+    }
+
+    /// The server's database, as `--db` names it (a path or the schema's URL).
+    pub fn db(&self) -> std::ffi::OsString {
+        match &self.schema {
+            Some(schema) => schema.url().into(),
+            None => self.dir.path().join("ticketing.db").into_os_string(),
         }
     }
 
