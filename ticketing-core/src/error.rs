@@ -126,6 +126,11 @@ pub enum Error {
     /// The lock service cannot be reached.
     #[error("the lock service is unavailable; try again shortly")]
     LockUnavailable,
+    /// The database or a service the configuration names cannot be used as asked: not a
+    /// database, read-only, no schema, missing. The operator must fix it before running; the
+    /// text names the file and the cause.
+    #[error("{0}")]
+    Setup(String),
     /// A bug or an I/O failure; the text is for logs, never for clients.
     #[error("internal error: {0}")]
     Internal(String),
@@ -173,7 +178,7 @@ impl Error {
             | NotHeld { .. }
             | IdempotencyMismatch
             | Contention { .. } => ErrorClass::Conflict,
-            LockUnavailable => ErrorClass::Unavailable,
+            LockUnavailable | Setup(_) => ErrorClass::Unavailable,
             Internal(_) => ErrorClass::Internal,
         }
     }
@@ -210,6 +215,7 @@ impl Error {
             IdempotencyMismatch => "IDEMPOTENCY_MISMATCH",
             Contention { code, .. } => code,
             LockUnavailable => "LOCK_UNAVAILABLE",
+            Setup(_) => "SETUP",
             Internal(_) => "INTERNAL",
         }
     }
