@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use ticketing_core::admin::{ConcertSales, QueueState, ReservationSummary, SeatMapEntry, TokenSummary, WalletView};
-use ticketing_core::{Ticketing, Timestamp, TokenStatus};
+use ticketing_core::{Config, Ticketing, Timestamp, TokenStatus};
 
 use super::event::{Action, Event, Request, Want};
 
@@ -89,5 +89,53 @@ pub fn execute(t: &Ticketing, request: Request) -> Event {
     match request {
         Request::Refresh(want) => Event::Loaded(Box::new(load(t, &want))),
         Request::Act(action) => Event::Done(perform(t, action)),
+    }
+}
+
+/// The console's database: opened read-only, so looking never writes (not even a migration
+/// or `--max-active`); the first confirmed action opens it for writing, and from then on that
+/// handle answers everything.
+pub struct Database {
+    config: Config,
+    reader: Ticketing,
+    writer: Option<Ticketing>,
+}
+
+impl Database {
+    /// Opens `config`'s database read-only, and checks now the services an action would need
+    /// (Redis under the redis strategy): the operator learns at start-up, not mid-sale.
+    pub fn open(config: Config) -> ticketing_core::Result<Database> {
+        Ticketing::check_services(&config)?;
+        Ok(Database {
+            reader: Ticketing::open_read_only(config.clone())?,
+            config,
+            writer: None,
+        })
+    }
+
+    /// Runs one request on the read-only handle, or, for an action, on the writable one
+    /// (opened now if this is the first).
+    pub fn execute(&mut self, request: Request) -> Event {
+        if let Request::Act(action) = &request {
+            if let Some(n) = matches_max_active(action) {
+                if let Err(e) = ticketing_core::config::check_max_active(n) {
+                    return Event::Done(Err(e.to_string()));
+                }
+            }
+            if self.writer.is_none() {
+                match Ticketing::open(self.config.clone()) {
+                    Ok(t) => self.writer = Some(t),
+                    Err(e) => return Event::Done(Err(format!("cannot open the database for writing: {e}"))),
+                }
+            }
+        }
+        execute(self.writer.as_ref().unwrap_or(&self.reader), request)
+    }
+}
+
+fn matches_max_active(action: &Action) -> Option<u32> {
+    match action {
+        Action::SetMaxActive(n) => Some(*n),
+        _ => None,
     }
 }
