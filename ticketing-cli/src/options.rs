@@ -52,7 +52,7 @@ pub struct GlobalArgs {
     pub redis_url: Option<String>,
     /// Most tokens ACTIVE at once, stored by `serve` at start-up (it logs the change); other
     /// commands leave the database's value alone (change it with `admin queue set-max-active`).
-    /// A new database starts at 100.
+    /// A new database starts at 100; `simulate` uses it for scenarios that set none.
     #[arg(long, global = true, env = "TICKETING_MAX_ACTIVE")]
     pub max_active: Option<u32>,
     /// How long an admitted token lives, e.g. 10m.
@@ -155,7 +155,7 @@ impl GlobalArgs {
     /// The one strategy `--strategy` names (serve, tui, admin); optimistic when unset.
     pub fn strategy(&self) -> Result<StrategyKind, UsageError> {
         match self.strategy.as_slice() {
-            [] => Ok(StrategyKind::Optimistic),
+            [] => Ok(StrategyKind::default()),
             [one] => one
                 .kind()
                 .ok_or_else(|| UsageError("--strategy all is for `simulate`; this command runs one strategy".into())),

@@ -10,14 +10,15 @@ use std::time::Duration;
 use crate::error::Error;
 
 /// How contended writes (seat hold, charge, use, pay) are protected. Chosen once at start-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum StrategyKind {
     /// Take SQLite's write lock first (`BEGIN IMMEDIATE`), then read-decide-write. Never
     /// conflicts; waits instead.
     Pessimistic,
     /// Read with a `version`, write `WHERE version = ?`. Seat and payment races fail fast;
     /// charge and use retry once after a jittered backoff, reading inside the writer's
-    /// transaction (so the retry cannot lose again: bounded by construction).
+    /// transaction (so the retry cannot lose again: bounded by construction). The default.
+    #[default]
     Optimistic,
     /// A per-resource lease lock in Redis with a fencing number checked on write.
     Redis,
@@ -113,7 +114,7 @@ impl Config {
     pub fn new(db_path: impl Into<PathBuf>) -> Config {
         Config {
             db_path: db_path.into(),
-            strategy: StrategyKind::Optimistic,
+            strategy: StrategyKind::default(),
             redis_url: None,
             max_active: None,
             token_ttl: DEFAULT_TOKEN_TTL,
