@@ -1,16 +1,18 @@
 //! `ticketing admin …`: scriptable operator commands. Every TUI action is one of these.
 //! `--json` prints the core's read models as JSON; without it, short human text.
-//! Bad arguments (and unknown ids) exit 2 and change nothing.
+//! Bad arguments (and unknown ids) exit 2 and change nothing. Read commands open the database
+//! read-only ([`AdminCommand::writes`]): they never create, migrate or change it, so they are
+//! safe on a live sale and work on a read-only file.
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use ticketing_core::admin::{NewConcert, ReservationFilter};
 use ticketing_core::invariants;
 use ticketing_core::{Money, Ticketing};
 
+use crate::failure::fix_first;
 use crate::{GlobalArgs, UsageError};
 
 /// Flags of `ticketing admin`.
@@ -47,6 +49,9 @@ enum AdminCommand {
     Hold(HoldCommand),
     /// Reservations, newest first.
     Reservations {
+        /// Only this user's.
+        #[arg(long, value_name = "ID")]
+        user: Option<i64>,
         /// Only live holds.
         #[arg(long, conflicts_with = "paid")]
         held: bool,
@@ -106,9 +111,9 @@ enum QueueCommand {
 enum TokenCommand {
     /// Live tokens of one status in queue order.
     List {
-        /// waiting or active.
-        #[arg(long, default_value = "waiting")]
-        status: String,
+        /// Which tokens.
+        #[arg(long, value_enum, default_value_t = TokenListStatus::Waiting)]
+        status: TokenListStatus,
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: u64,
@@ -118,6 +123,15 @@ enum TokenCommand {
         /// The token.
         token: String,
     },
+}
+
+/// The live statuses `token list` shows.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TokenListStatus {
+    /// In the queue, in queue order.
+    Waiting,
+    /// Admitted.
+    Active,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,9 +151,14 @@ pub fn run(global: &GlobalArgs, args: AdminArgs) -> anyhow::Result<ExitCode> {
         command: args.command.validated()?,
         ..args
     };
-    let t = Ticketing::open(config)
-        .map_err(usage_or_fail)
-        .context("cannot open the database")?;
+    // The core's errors say which file and why ("… is not an SQLite database"); no context
+    // is added that could blame the database for a Redis problem.
+    let t = if args.command.writes() {
+        Ticketing::open(config)
+    } else {
+        Ticketing::open_read_only(config)
+    }
+    .map_err(usage_or_fail)?;
     let json = args.json;
     match args.command {
         AdminCommand::Concert(ConcertCommand::Add {
@@ -235,10 +254,9 @@ pub fn run(global: &GlobalArgs, args: AdminArgs) -> anyhow::Result<ExitCode> {
             })?;
         }
         AdminCommand::Token(TokenCommand::List { status, limit }) => {
-            let status = match status.to_ascii_lowercase().as_str() {
-                "waiting" => ticketing_core::TokenStatus::Waiting,
-                "active" => ticketing_core::TokenStatus::Active,
-                other => return Err(UsageError(format!("--status must be waiting or active, not `{other}`")).into()),
+            let status = match status {
+                TokenListStatus::Waiting => ticketing_core::TokenStatus::Waiting,
+                TokenListStatus::Active => ticketing_core::TokenStatus::Active,
             };
             let tokens = t.tokens(status, 0, limit)?;
             print(json, &tokens, || {
@@ -273,13 +291,18 @@ pub fn run(global: &GlobalArgs, args: AdminArgs) -> anyhow::Result<ExitCode> {
                 || format!("reservation {reservation_id} released\n"),
             )?;
         }
-        AdminCommand::Reservations { held, paid, limit } => {
+        AdminCommand::Reservations {
+            user,
+            held,
+            paid,
+            limit,
+        } => {
             let filter = match (held, paid) {
                 (true, _) => ReservationFilter::Held,
                 (_, true) => ReservationFilter::Paid,
                 _ => ReservationFilter::All,
             };
-            let list = t.reservations(filter, limit)?;
+            let list = t.reservations_of(user, filter, limit)?;
             print(json, &list, || {
                 list.iter()
                     .map(|r| {
@@ -351,6 +374,24 @@ pub fn run(global: &GlobalArgs, args: AdminArgs) -> anyhow::Result<ExitCode> {
 }
 
 impl AdminCommand {
+    /// True for the commands that change the database; every other one opens it read-only.
+    fn writes(&self) -> bool {
+        match self {
+            AdminCommand::Concert(ConcertCommand::Add { .. })
+            | AdminCommand::Queue { action: Some(_) }
+            | AdminCommand::Token(TokenCommand::Expire { .. })
+            | AdminCommand::Hold(_)
+            | AdminCommand::Sweep => true,
+            AdminCommand::Concert(ConcertCommand::List)
+            | AdminCommand::Seats { .. }
+            | AdminCommand::Queue { action: None }
+            | AdminCommand::Token(TokenCommand::List { .. })
+            | AdminCommand::Reservations { .. }
+            | AdminCommand::Wallet { .. }
+            | AdminCommand::Check => false,
+        }
+    }
+
     fn validated(self) -> anyhow::Result<AdminCommand> {
         match self {
             AdminCommand::Concert(ConcertCommand::Add {
@@ -375,9 +416,18 @@ impl AdminCommand {
                     price,
                 }))
             }
-            AdminCommand::Wallet { user_id } if user_id <= 0 => {
-                Err(UsageError("the user id must be a positive integer".into()).into())
+            AdminCommand::Queue {
+                action: Some(QueueCommand::SetMaxActive { max_active }),
+            } => {
+                ticketing_core::config::check_max_active(max_active).map_err(usage_or_fail)?;
+                Ok(AdminCommand::Queue {
+                    action: Some(QueueCommand::SetMaxActive { max_active }),
+                })
             }
+            AdminCommand::Wallet { user_id }
+            | AdminCommand::Reservations {
+                user: Some(user_id), ..
+            } if user_id <= 0 => Err(UsageError("the user id must be a positive integer".into()).into()),
             other => Ok(other),
         }
     }
@@ -392,15 +442,14 @@ fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce() -> String) -> 
     Ok(())
 }
 
-/// An operator's mistake (bad value, unknown id) is a usage error (exit 2); anything else fails.
+/// An operator's mistake (bad value, unknown id, a hold that is not live) and an unusable
+/// setting or database are the operator's to fix (exit 2); anything else fails.
 fn usage_or_fail(e: ticketing_core::Error) -> anyhow::Error {
     match e {
-        ticketing_core::Error::InvalidInput { .. } | ticketing_core::Error::NotFound { .. } => {
-            UsageError(e.to_string()).into()
-        }
-        ticketing_core::Error::NotHeld { .. } | ticketing_core::Error::AlreadyPaid { .. } => {
-            UsageError(e.to_string()).into()
-        }
+        ticketing_core::Error::NotFound { .. }
+        | ticketing_core::Error::NotHeld { .. }
+        | ticketing_core::Error::AlreadyPaid { .. } => UsageError(e.to_string()).into(),
+        e if fix_first(&e) => UsageError(e.to_string()).into(),
         other => other.into(),
     }
 }

@@ -160,7 +160,8 @@ fn bad_arguments_exit_2_and_write_nothing() {
 fn queue_tokens_holds_and_wallets() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
-    let q = json_of(&ticketing(&db, &["admin", "queue", "--json"]));
+    // A writing command creates the database (a read never does).
+    let q = json_of(&ticketing(&db, &["admin", "queue", "resume", "--json"]));
     assert_eq!(
         q,
         json!({"waiting":0,"active":0,"maxActive":100,"paused":false,"admittedLastMinute":0,"oldestWaitSeconds":null})

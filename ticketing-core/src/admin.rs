@@ -497,6 +497,17 @@ impl Ticketing {
 
     /// Reservations, newest first, at most `limit`.
     pub fn reservations(&self, filter: ReservationFilter, limit: u64) -> Result<Vec<ReservationSummary>> {
+        self.reservations_of(None, filter, limit)
+    }
+
+    /// [`Ticketing::reservations`] of one user when `user_id` is given (the limit counts only
+    /// theirs).
+    pub fn reservations_of(
+        &self,
+        user_id: Option<i64>,
+        filter: ReservationFilter,
+        limit: u64,
+    ) -> Result<Vec<ReservationSummary>> {
         let now = self.now();
         self.store().read(|c| {
             let sql = match filter {
@@ -507,9 +518,11 @@ impl Ticketing {
             let rows = c
                 .prepare_cached(&format!(
                     "SELECT r.id, r.user_id, r.seat_id, s.seat_number, r.option_id, r.status, r.held_until, r.price
-                     FROM reservations r JOIN seats s ON s.id = r.seat_id {sql} ORDER BY r.id DESC LIMIT ?2"
+                     FROM reservations r JOIN seats s ON s.id = r.seat_id {sql}
+                       AND (?3 IS NULL OR r.user_id = ?3)
+                     ORDER BY r.id DESC LIMIT ?2"
                 ))?
-                .query_map(params![now.0, limit as i64], |r| {
+                .query_map(params![now.0, limit as i64, user_id], |r| {
                     let status: String = r.get(5)?;
                     let held_until: i64 = r.get(6)?;
                     Ok((

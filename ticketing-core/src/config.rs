@@ -1,20 +1,24 @@
-//! Start-up settings. Front ends parse flags into a [`Config`] once; the core never reads the
-//! environment itself.
+//! Start-up settings: the one place for their defaults ([`Config::new`] and the `DEFAULT_*`
+//! constants front ends show in their help) and their validation ([`Config::validate`]).
+//! Front ends parse flags into a [`Config`] once; the core never reads the environment itself.
 
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::error::Error;
+
 /// How contended writes (seat hold, charge, use, pay) are protected. Chosen once at start-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum StrategyKind {
     /// Take SQLite's write lock first (`BEGIN IMMEDIATE`), then read-decide-write. Never
     /// conflicts; waits instead.
     Pessimistic,
     /// Read with a `version`, write `WHERE version = ?`. Seat and payment races fail fast;
     /// charge and use retry once after a jittered backoff, reading inside the writer's
-    /// transaction (so the retry cannot lose again: bounded by construction).
+    /// transaction (so the retry cannot lose again: bounded by construction). The default.
+    #[default]
     Optimistic,
     /// A per-resource lease lock in Redis with a fencing number checked on write.
     Redis,
@@ -176,8 +180,10 @@ pub struct Config {
     pub strategy: StrategyKind,
     /// Redis URL, required by [`StrategyKind::Redis`].
     pub redis_url: Option<String>,
-    /// At most this many ACTIVE tokens at once. `None` keeps what the database has (100 on a
-    /// new database); `Some` stores it at start-up. Operators may change it while running.
+    /// At most this many ACTIVE tokens at once. `None` keeps what the database has
+    /// ([`DEFAULT_MAX_ACTIVE`] on a new one); `Some` is stored by [`crate::Ticketing::open`], so
+    /// a front end sets it only when the operator asked for that change (a read-only open
+    /// ignores it). Operators may change it while running.
     pub max_active: Option<u32>,
     /// An ACTIVE token dies this long after admission.
     pub token_ttl: Duration,
@@ -201,17 +207,59 @@ impl Config {
         Config {
             db: db.into(),
             db_pool: DEFAULT_DB_POOL,
-            db_timeout: Duration::from_secs(5),
-            strategy: StrategyKind::Optimistic,
+            db_timeout: DEFAULT_DB_TIMEOUT,
+            strategy: StrategyKind::default(),
             redis_url: None,
             max_active: None,
-            token_ttl: Duration::from_secs(10 * 60),
-            waiting_ttl: Duration::from_secs(5 * 60),
-            hold_ttl: Duration::from_secs(5 * 60),
-            max_holds: 4,
+            token_ttl: DEFAULT_TOKEN_TTL,
+            waiting_ttl: DEFAULT_WAITING_TTL,
+            hold_ttl: DEFAULT_HOLD_TTL,
+            max_holds: DEFAULT_MAX_HOLDS,
             durability: Durability::Full,
             lock_lease: Duration::from_secs(5),
             contention_bound: Duration::from_secs(10),
+        }
+    }
+
+    /// Checks every setting; the error names the setting (as its flag) and the problem. Opening
+    /// a [`crate::Ticketing`] checks this first, so a bad setting is refused before any file
+    /// is created or any service is dialled.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.max_holds == 0 {
+            return Err(Error::invalid("max-holds", "--max-holds must be at least 1"));
+        }
+        if self.db_pool == 0 {
+            return Err(Error::invalid("db-pool", "--db-pool must be at least 1"));
+        }
+        if self.db_timeout.is_zero() {
+            return Err(Error::invalid("db-timeout", "--db-timeout must be longer than 0"));
+        }
+        if let Some(n) = self.max_active {
+            check_max_active(n)?;
+        }
+        for (name, d) in [
+            ("token-ttl", self.token_ttl),
+            ("waiting-ttl", self.waiting_ttl),
+            ("hold-ttl", self.hold_ttl),
+        ] {
+            if d.is_zero() {
+                return Err(Error::invalid(name, format!("--{name} must be longer than 0")));
+            }
+        }
+        match (self.strategy, self.redis_url.as_deref()) {
+            (StrategyKind::Redis, None) => Err(Error::invalid(
+                "redis-url",
+                "the redis strategy needs --redis-url (or TICKETING_REDIS_URL)",
+            )),
+            // Parsed without connecting: a typo is refused even by commands that never dial.
+            // (The URL is not repeated: it may carry a password.)
+            (_, Some(url)) => redis::Client::open(url).map(drop).map_err(|e| {
+                Error::invalid(
+                    "redis-url",
+                    format!("--redis-url is not a Redis URL like redis://127.0.0.1:6379: {e}"),
+                )
+            }),
+            (_, None) => Ok(()),
         }
     }
 
@@ -226,6 +274,37 @@ impl Config {
 /// 2-core database server busy (it commits about as fast with 16 writers as with 64), few
 /// enough that several nodes fit in the server's default `max_connections` of 100.
 pub const DEFAULT_DB_POOL: u32 = 16;
+/// How long a request waits for a PostgreSQL connection (or answer) before `DB_UNAVAILABLE`.
+pub const DEFAULT_DB_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Checks a new max-active: at least 1 (0 would stop admission, which is what pausing is for,
+/// and pausing says so) and at most [`MAX_MAX_ACTIVE`].
+pub fn check_max_active(n: u32) -> Result<(), Error> {
+    if n == 0 {
+        return Err(Error::invalid(
+            "max-active",
+            "max-active must be at least 1; to stop admitting waiters, pause the queue \
+             (`ticketing admin queue pause`)",
+        ));
+    }
+    if n > MAX_MAX_ACTIVE {
+        return Err(Error::invalid(
+            "max-active",
+            format!("max-active must be at most {MAX_MAX_ACTIVE}"),
+        ));
+    }
+    Ok(())
+}
 
 /// The queue's size when a database is created.
 pub const DEFAULT_MAX_ACTIVE: u32 = 100;
+/// The largest max-active an operator may set.
+pub const MAX_MAX_ACTIVE: u32 = 1_000_000;
+/// How long an admitted token lives.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(10 * 60);
+/// How long a waiting token lives without a status check.
+pub const DEFAULT_WAITING_TTL: Duration = Duration::from_secs(5 * 60);
+/// How long a seat hold lasts.
+pub const DEFAULT_HOLD_TTL: Duration = Duration::from_secs(5 * 60);
+/// Most seats one user may hold at once.
+pub const DEFAULT_MAX_HOLDS: u32 = 4;

@@ -130,6 +130,11 @@ pub enum Error {
     /// says which (for logs and operators; the HTTP layer answers clients with its own words).
     #[error("the database is unavailable: {0}")]
     DbUnavailable(String),
+    /// The database or a service the configuration names cannot be used as asked: not a
+    /// database, read-only, no schema, missing. The operator must fix it before running; the
+    /// text names the file and the cause.
+    #[error("{0}")]
+    Setup(String),
     /// A bug or an I/O failure; the text is for logs, never for clients.
     #[error("internal error: {0}")]
     Internal(String),
@@ -177,7 +182,7 @@ impl Error {
             | NotHeld { .. }
             | IdempotencyMismatch
             | Contention { .. } => ErrorClass::Conflict,
-            LockUnavailable | DbUnavailable(_) => ErrorClass::Unavailable,
+            LockUnavailable | DbUnavailable(_) | Setup(_) => ErrorClass::Unavailable,
             Internal(_) => ErrorClass::Internal,
         }
     }
@@ -215,6 +220,7 @@ impl Error {
             Contention { code, .. } => code,
             LockUnavailable => "LOCK_UNAVAILABLE",
             DbUnavailable(_) => "DB_UNAVAILABLE",
+            Setup(_) => "SETUP",
             Internal(_) => "INTERNAL",
         }
     }

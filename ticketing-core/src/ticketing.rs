@@ -83,19 +83,10 @@ impl Ticketing {
 
     /// Opens with an injected clock (tests use [`crate::ManualClock`]).
     pub fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Ticketing> {
-        if config.max_holds == 0 {
-            return Err(Error::invalid("max-holds", "max-holds must be at least 1"));
-        }
-        for (name, d) in [
-            ("token-ttl", config.token_ttl),
-            ("waiting-ttl", config.waiting_ttl),
-            ("hold-ttl", config.hold_ttl),
-        ] {
-            if d.is_zero() {
-                return Err(Error::invalid(name, format!("{name} must be longer than 0")));
-            }
-        }
-        // The store first: the Redis lock namespace is derived from the database file's path.
+        config.validate()?;
+        // Redis is dialled before the store opens: an unreachable Redis leaves no new database
+        // file behind. (Its lock namespace comes from the database's path, not from the file.)
+        let strategy = Strategy::new(&config)?;
         let watch = Arc::new(AdmissionWatch::default());
         let refreshes = Arc::new(Refreshes::new(clock.clone(), config.waiting_ttl));
         let publish = {
@@ -122,7 +113,6 @@ impl Ticketing {
             after_commit: Box::new(publish),
         };
         let store = Store::open(&config, hooks)?;
-        let strategy = Strategy::new(&config)?;
         let t = Ticketing {
             inner: Arc::new(Inner {
                 config,
@@ -139,6 +129,40 @@ impl Ticketing {
             t.set_max_active(max)?;
         }
         Ok(t)
+    }
+
+    /// Opens the existing database of `config` for reading only (operator reads: `admin`
+    /// listings, the console until an action): nothing is created, migrated or written,
+    /// `config.max_active` is ignored, and no lock service is dialled. Every write fails with
+    /// [`Error::Setup`]. A missing file, a file that is not a database, or one without this
+    /// build's schema is an [`Error::Setup`] naming it.
+    pub fn open_read_only(config: Config) -> Result<Ticketing> {
+        config.validate()?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let store = Store::open_read_only(&config)?;
+        // Reads never take locks; the strategy's only use here is to refuse writes, and the
+        // store does that already.
+        let strategy = Strategy::new(&config.clone().with_strategy(StrategyKind::Optimistic))?;
+        Ok(Ticketing {
+            inner: Arc::new(Inner {
+                refreshes: Arc::new(Refreshes::new(clock.clone(), config.waiting_ttl)),
+                config,
+                clock,
+                store,
+                strategy,
+                admissions: Arc::default(),
+                watch: Arc::default(),
+                tokens: TokenMemo::default(),
+            }),
+        })
+    }
+
+    /// Checks that the services `config` names can be used, without opening the database:
+    /// under the redis strategy, that Redis answers and takes the lock scripts. Front ends
+    /// that open the database later (or read-only first) call it to refuse at start-up.
+    pub fn check_services(config: &Config) -> Result<()> {
+        config.validate()?;
+        Strategy::new(config).map(drop)
     }
 
     /// The settings this service runs with.

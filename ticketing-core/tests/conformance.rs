@@ -423,7 +423,9 @@ fn failures_change_nothing(kind: StrategyKind) {
     assert_eq!(fx.snapshot(), before);
 
     // A waiting token.
-    let fx2 = Fixture::with(kind, |c| c.max_active = Some(0));
+    // (A paused queue admits nobody; max-active 0 is refused as a setting.)
+    let fx2 = Fixture::new(kind);
+    fx2.t.set_paused(true).unwrap();
     let (option2, seats2) = fx2.concert(5, 100);
     let w = fx2.t.issue_token(5).unwrap();
     let before = fx2.snapshot();

@@ -35,6 +35,7 @@ use ticketing_core::{Answer, Memo, Money, Ticketing};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
+use crate::options::Switch;
 use crate::{GlobalArgs, UsageError};
 
 pub use error::ApiError;
@@ -60,9 +61,9 @@ pub struct ServeArgs {
     /// Threads that run read-only core calls (default: one per core).
     #[arg(long, env = "TICKETING_READ_THREADS")]
     pub read_threads: Option<usize>,
-    /// Rate limits on token issue and reserve: on, or off (benchmarks, load tests).
-    #[arg(long, env = "TICKETING_RATE_LIMIT", default_value = "on", value_parser = ["on", "off"])]
-    pub rate_limit: String,
+    /// Rate limits on token issue and reserve (off: benchmarks, load tests).
+    #[arg(long, env = "TICKETING_RATE_LIMIT", value_enum, default_value_t = Switch::On)]
+    pub rate_limit: Switch,
     /// Token issues and reserves a second from one client address.
     #[arg(long, env = "TICKETING_RATE_LIMIT_IP", default_value_t = NonZeroU32::new(2000).expect("not zero"))]
     pub rate_limit_ip: NonZeroU32,
@@ -86,36 +87,39 @@ pub(crate) struct AppState {
 }
 
 /// Runs `ticketing serve` until SIGINT or SIGTERM.
+///
+/// Everything the user can get wrong is refused before the database is opened (so a refusal
+/// leaves no new file): the settings, the address (resolved and bound first), Redis (dialled
+/// before the store is created, by the core).
 pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_tracing();
     let config = global.config()?;
     if args.workers == Some(0) {
         return Err(UsageError("--workers must be at least 1".into()).into());
     }
+    let read_threads = match args.read_threads {
+        Some(0) => return Err(UsageError("--read-threads must be at least 1".into()).into()),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+    };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all().thread_name("ticketing-http");
     if let Some(n) = args.workers {
         builder.worker_threads(n);
     }
     let runtime = builder.build().context("cannot start the async runtime")?;
-    let db = config.db.to_string();
-    let strategy = config.strategy;
-    let ticketing = Ticketing::open(config).map_err(|e| {
-        UsageError(format!(
-            "cannot open the database {db} with the {strategy} strategy: {e}"
-        ))
-    })?;
+    let listener = runtime.block_on(listen(&args.addr))?;
+    // The core's errors name the file or service and the cause; their kind sets the exit code.
+    let ticketing = Ticketing::open(config)?;
+    if let Some(max_active) = global.max_active {
+        store_max_active(&ticketing, max_active)?;
+    }
     if args.demo {
         add_demo_concert(&ticketing)?;
     }
-    let read_threads = match args.read_threads {
-        Some(0) => return Err(UsageError("--read-threads must be at least 1".into()).into()),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map_or(2, |n| n.get()),
-    };
-    let limits =
-        (args.rate_limit == "on").then(|| Arc::new(limits::RateLimits::new(args.rate_limit_ip, args.rate_limit_user)));
-    let outcome = runtime.block_on(serve(ticketing.clone(), &args.addr, read_threads, limits));
+    let limits = (args.rate_limit == Switch::On)
+        .then(|| Arc::new(limits::RateLimits::new(args.rate_limit_ip, args.rate_limit_user)));
+    let outcome = runtime.block_on(serve(ticketing.clone(), listener, read_threads, limits));
     // Let blocking calls still running finish, then close the database (the writer thread
     // commits what it has and checkpoints the WAL when the last handle goes).
     runtime.shutdown_timeout(DRAIN_FOR);
@@ -125,12 +129,22 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(
-    ticketing: Ticketing,
-    addr: &str,
-    read_threads: usize,
-    limits: Option<Arc<limits::RateLimits>>,
-) -> anyhow::Result<()> {
+/// `--max-active` (or `TICKETING_MAX_ACTIVE`): the one setting `serve` stores, at start-up, and
+/// says so when it changes the database's value.
+fn store_max_active(ticketing: &Ticketing, max_active: u32) -> anyhow::Result<()> {
+    let before = ticketing
+        .queue_state()
+        .context("cannot read the queue settings")?
+        .max_active;
+    if before != max_active {
+        ticketing.set_max_active(max_active)?;
+        tracing::info!(from = before, to = max_active, "max-active changed by --max-active");
+    }
+    Ok(())
+}
+
+/// Resolves and binds `addr`; a bad or busy address is the user's to fix.
+async fn listen(addr: &str) -> anyhow::Result<TcpListener> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host(addr)
         .await
         .map_err(|e| UsageError(format!("--addr `{addr}` is not a usable HOST:PORT: {e}")))?
@@ -138,6 +152,15 @@ async fn serve(
     let listener = bind(&addrs)
         .await
         .map_err(|e| UsageError(format!("cannot listen on {addr}: {e}")))?;
+    Ok(listener)
+}
+
+async fn serve(
+    ticketing: Ticketing,
+    listener: TcpListener,
+    read_threads: usize,
+    limits: Option<Arc<limits::RateLimits>>,
+) -> anyhow::Result<()> {
     let local = listener.local_addr().context("cannot read the bound address")?;
     // Scripts and tests read this line to learn the port when `--addr` asked for port 0.
     println!("listening on http://{local}");

@@ -36,6 +36,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::options::StrategyChoice;
 use crate::{GlobalArgs, UsageError};
 use check::Check;
 use driver::{Driver, HttpDriver};
@@ -271,7 +272,9 @@ fn all_ok(results: &[ScenarioResult]) -> bool {
 
 /// Validates the flags and loads the scenarios.
 fn plan(global: &GlobalArgs, args: &SimulateArgs) -> anyhow::Result<Plan> {
-    let durability: Durability = global.durability.parse().map_err(UsageError)?;
+    let durability: Durability = global.durability.into();
+    // The flags themselves first: a scenario's own settings must not hide a bad flag.
+    global.validate_on(StrategyKind::Optimistic)?;
     if args.concurrency == 0 || args.concurrency > 4096 {
         return Err(UsageError("--concurrency must be between 1 and 4096".into()).into());
     }
@@ -311,6 +314,21 @@ fn plan(global: &GlobalArgs, args: &SimulateArgs) -> anyhow::Result<Plan> {
         }
         None => strategies(global)?.into_iter().map(Target::Core).collect(),
     };
+    // Everything the user can get wrong is refused here, before any run: every run's settings,
+    // the lock service, the output paths.
+    for scenario in &scenarios {
+        for target in &targets {
+            if let Target::Core(strategy) = target {
+                let config = core_config(global, durability, scenario, *strategy, global.db.as_str().into());
+                config.validate().map_err(UsageError::from)?;
+            }
+        }
+    }
+    if targets.iter().any(|t| matches!(t, Target::Core(StrategyKind::Redis))) {
+        let config = global.config_on(StrategyKind::Redis);
+        Ticketing::check_services(&config)?;
+    }
+    report::check_outputs(args.json.as_deref(), args.report.as_deref())?;
     Ok(Plan {
         durability,
         scenarios,
@@ -406,8 +424,7 @@ fn execute(
 /// or in `TICKETING_STRATEGY`, else every available one. Redis is available only with a Redis
 /// URL; `all` says so when it skips it.
 fn strategies(global: &GlobalArgs) -> Result<Vec<StrategyKind>, UsageError> {
-    let text = global.strategy.as_deref().map_or("all", str::trim);
-    if text.eq_ignore_ascii_case("all") {
+    if global.strategy.is_empty() || global.strategy.contains(&StrategyChoice::All) {
         let mut list = vec![StrategyKind::Pessimistic, StrategyKind::Optimistic];
         if global.redis_url.is_some() {
             list.push(StrategyKind::Redis);
@@ -417,19 +434,10 @@ fn strategies(global: &GlobalArgs) -> Result<Vec<StrategyKind>, UsageError> {
         return Ok(list);
     }
     let mut list = Vec::new();
-    for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let kind: StrategyKind = name.parse().map_err(UsageError)?;
-        if kind == StrategyKind::Redis && global.redis_url.is_none() {
-            return Err(UsageError(
-                "the redis strategy needs --redis-url (or TICKETING_REDIS_URL)".into(),
-            ));
-        }
+    for kind in global.strategy.iter().filter_map(|c| c.kind()) {
         if !list.contains(&kind) {
             list.push(kind);
         }
-    }
-    if list.is_empty() {
-        return Err(UsageError("--strategy names no strategy".into()));
     }
     Ok(list)
 }
@@ -442,17 +450,15 @@ fn core_config(
     db: ticketing_core::Database,
 ) -> Config {
     let q = &scenario.queue;
-    let mut config = Config::new(db);
-    config.strategy = strategy;
-    config.redis_url = global.redis_url.clone();
+    let mut config = global.config_on(strategy);
+    config.db = db;
+    // Each run's database is new: its max-active is the scenario's (or the flag's) to set.
     config.max_active = q.max_active.or(global.max_active);
-    config.token_ttl = q.token_ttl.unwrap_or(global.token_ttl);
-    config.waiting_ttl = q.waiting_ttl.unwrap_or(global.waiting_ttl);
-    config.hold_ttl = q.hold_ttl.unwrap_or(global.hold_ttl);
-    config.max_holds = q.max_holds.unwrap_or(global.max_holds);
+    config.token_ttl = q.token_ttl.unwrap_or(config.token_ttl);
+    config.waiting_ttl = q.waiting_ttl.unwrap_or(config.waiting_ttl);
+    config.hold_ttl = q.hold_ttl.unwrap_or(config.hold_ttl);
+    config.max_holds = q.max_holds.unwrap_or(config.max_holds);
     config.durability = durability;
-    config.db_pool = global.db_pool;
-    config.db_timeout = global.db_timeout;
     config
 }
 

@@ -19,6 +19,7 @@ use super::driver::Driver;
 use super::metrics::{Op, OpStats, Stats, TIMELINE_BUCKET};
 use super::scenario::Scenario;
 use super::{RunResult, ScenarioResult, SimulateArgs};
+use crate::UsageError;
 
 /// The percentiles reported.
 const QUANTILES: [(&str, f64); 4] = [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999)];
@@ -358,6 +359,56 @@ struct JsonLatency {
     p999: f64,
     max: f64,
     mean: f64,
+}
+
+/// Refuses output paths that cannot be written, before anything runs: a bad `--json` or
+/// `--report` path found only after a long run would lose the run. Creates nothing that stays
+/// (a probe file in the target directory is removed at once).
+pub fn check_outputs(json: Option<&Path>, report: Option<&Path>) -> Result<(), UsageError> {
+    if let Some(file) = json {
+        let shown = file.display();
+        let refuse = |why: String| UsageError(format!("cannot write --json {shown}: {why}"));
+        if file.is_dir() {
+            return Err(refuse("it is a directory".into()));
+        }
+        if file.exists() {
+            // Opening for writing without truncating changes nothing.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(file)
+                .map_err(|e| refuse(e.to_string()))?;
+        } else {
+            let dir = match file.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            probe_dir(dir).map_err(refuse)?;
+        }
+    }
+    if let Some(dir) = report {
+        let refuse = |why: String| UsageError(format!("cannot write --report {}: {why}", dir.display()));
+        // The directory is created when missing: its nearest existing ancestor must take it.
+        let existing = dir.ancestors().find(|a| a.as_os_str().is_empty() || a.exists());
+        let existing = match existing {
+            Some(a) if a.as_os_str().is_empty() => Path::new("."),
+            Some(a) => a,
+            None => Path::new("."),
+        };
+        probe_dir(existing).map_err(refuse)?;
+    }
+    Ok(())
+}
+
+/// Can a file be created in `dir`?
+fn probe_dir(dir: &Path) -> Result<(), String> {
+    if !dir.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    tempfile::Builder::new()
+        .prefix(".ticketing-probe-")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// Writes `--json FILE`.

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use ticketing_core::admin::{ConcertSales, QueueState, ReservationSummary, SeatMapEntry, TokenSummary, WalletView};
-use ticketing_core::{Ticketing, Timestamp, TokenStatus};
+use ticketing_core::{Config, Ticketing, Timestamp, TokenStatus};
 
 use super::event::{Action, Event, Request, Want};
 
@@ -89,5 +89,137 @@ pub fn execute(t: &Ticketing, request: Request) -> Event {
     match request {
         Request::Refresh(want) => Event::Loaded(Box::new(load(t, &want))),
         Request::Act(action) => Event::Done(perform(t, action)),
+    }
+}
+
+/// The console's database: opened read-only, so looking never writes (not even a migration
+/// or `--max-active`); the first confirmed action opens it for writing, and from then on that
+/// handle answers everything.
+pub struct Database {
+    config: Config,
+    reader: Ticketing,
+    writer: Option<Ticketing>,
+}
+
+impl Database {
+    /// Opens `config`'s database read-only, and checks now the services an action would need
+    /// (Redis under the redis strategy): the operator learns at start-up, not mid-sale.
+    pub fn open(mut config: Config) -> ticketing_core::Result<Database> {
+        // The console changes max-active only by its own action, never at opening.
+        config.max_active = None;
+        Ticketing::check_services(&config)?;
+        Ok(Database {
+            reader: Ticketing::open_read_only(config.clone())?,
+            config,
+            writer: None,
+        })
+    }
+
+    /// Runs one request on the read-only handle, or, for an action, on the writable one
+    /// (opened now if this is the first).
+    pub fn execute(&mut self, request: Request) -> Event {
+        if let Request::Act(action) = &request {
+            if let Some(n) = matches_max_active(action) {
+                if let Err(e) = ticketing_core::config::check_max_active(n) {
+                    return Event::Done(Err(e.to_string()));
+                }
+            }
+            if self.writer.is_none() {
+                match Ticketing::open(self.config.clone()) {
+                    Ok(t) => self.writer = Some(t),
+                    Err(e) => return Event::Done(Err(format!("cannot open the database for writing: {e}"))),
+                }
+            }
+        }
+        execute(self.writer.as_ref().unwrap_or(&self.reader), request)
+    }
+}
+
+fn matches_max_active(action: &Action) -> Option<u32> {
+    match action {
+        Action::SetMaxActive(n) => Some(*n),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ticketing_core::admin::{NewConcert, ReservationFilter};
+    use ticketing_core::Money;
+
+    use super::*;
+
+    fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+        let mut out: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn looking_never_writes_and_the_first_action_opens_for_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::new(dir.path().join("t.db"));
+        {
+            let t = Ticketing::open(config.clone()).unwrap();
+            t.add_concert(NewConcert {
+                title: "Live".into(),
+                dates: vec!["2026-12-24".into()],
+                seats: 4,
+                price: Money::from_units(50_000),
+            })
+            .unwrap();
+        }
+        let before = files(dir.path());
+        // Asked to change max-active by the environment: the console ignores it.
+        config.max_active = Some(7);
+        let mut db = Database::open(config).unwrap();
+        let want = Want {
+            sales: true,
+            seat_map: Some(1),
+            tokens: Some((TokenStatus::Waiting, 0, 10)),
+            reservations: Some((ReservationFilter::All, 10)),
+            wallet: Some(1),
+        };
+        let Event::Loaded(snapshot) = db.execute(Request::Refresh(want)) else {
+            panic!("not a snapshot")
+        };
+        assert_eq!(snapshot.queue.unwrap().max_active, 100);
+        assert_eq!(snapshot.sales.unwrap().unwrap()[0].dates[0].available, 4);
+        assert!(db.writer.is_none());
+        assert!(files(dir.path()) == before, "reading changed the database");
+
+        // Refused before the database is opened for writing.
+        let Event::Done(refused) = db.execute(Request::Act(Action::SetMaxActive(0))) else {
+            panic!()
+        };
+        assert!(refused.unwrap_err().contains("pause the queue"));
+        assert!(db.writer.is_none());
+
+        let Event::Done(done) = db.execute(Request::Act(Action::SetPaused(true))) else {
+            panic!()
+        };
+        assert_eq!(done.unwrap(), "admission paused");
+        let want = Want {
+            sales: false,
+            seat_map: None,
+            tokens: None,
+            reservations: None,
+            wallet: None,
+        };
+        let Event::Loaded(snapshot) = db.execute(Request::Refresh(want)) else {
+            panic!()
+        };
+        let queue = snapshot.queue.unwrap();
+        assert!(queue.paused);
+        assert_eq!(queue.max_active, 100, "max-active was not stored by the action either");
     }
 }

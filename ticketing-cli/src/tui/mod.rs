@@ -1,5 +1,6 @@
 //! `ticketing tui`: the operator's console for a sale that is running now, on the same database
-//! as `ticketing serve` (WAL lets it read while the server writes).
+//! as `ticketing serve` (WAL lets it read while the server writes). It opens the database
+//! read-only; the first confirmed action opens it for writing ([`data::Database`]).
 //!
 //! Where things are: `event` (the closed [`event::Event`] enum and the requests the app makes),
 //! `app` (state and keys; no terminal, no database), `view` (`impl Widget for &App`), `data`
@@ -24,14 +25,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use anyhow::Context;
-use ratatui::backend::Backend;
-use ratatui::Terminal;
-use ticketing_core::Ticketing;
-
 use crate::GlobalArgs;
+use anyhow::Context;
 pub use app::App;
 pub use event::{Event, Request};
+use ratatui::backend::Backend;
+use ratatui::Terminal;
 
 /// Flags of `ticketing tui`.
 #[derive(Debug, clap::Args)]
@@ -55,12 +54,11 @@ pub fn run(global: &GlobalArgs, args: TuiArgs) -> anyhow::Result<ExitCode> {
         bench::run(config)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let db = config.db.to_string();
-    let t = Ticketing::open(config).with_context(|| format!("cannot open the database {db}"))?;
+    let db = data::Database::open(config)?;
 
     let (event_tx, event_rx) = mpsc::channel();
     let (request_tx, request_rx) = mpsc::channel();
-    spawn_worker(t, request_rx, event_tx.clone())?;
+    spawn_worker(db, request_rx, event_tx.clone())?;
     spawn_ticker(args.refresh, event_tx.clone())?;
     if let Some(after) = args.panic_after {
         // Wakes the loop when it is time.
@@ -116,7 +114,7 @@ where
 
 /// The database worker: runs requests in order; of several refreshes queued at once only the
 /// newest runs (a slow read never piles up).
-fn spawn_worker(t: Ticketing, requests: Receiver<Request>, events: Sender<Event>) -> std::io::Result<()> {
+fn spawn_worker(mut db: data::Database, requests: Receiver<Request>, events: Sender<Event>) -> std::io::Result<()> {
     thread::Builder::new().name("tui-db".into()).spawn(move || {
         while let Ok(first) = requests.recv() {
             let mut batch = vec![first];
@@ -126,7 +124,7 @@ fn spawn_worker(t: Ticketing, requests: Receiver<Request>, events: Sender<Event>
                 if matches!(r, Request::Refresh(_)) && Some(i) != last_refresh {
                     continue;
                 }
-                if events.send(data::execute(&t, r)).is_err() {
+                if events.send(db.execute(r)).is_err() {
                     return;
                 }
             }

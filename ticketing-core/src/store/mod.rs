@@ -102,6 +102,16 @@ impl Store {
         })))
     }
 
+    /// Opens the existing database of `config` for reading only: nothing is created, migrated
+    /// or written; every write fails with `Error::Setup`. The database must have this build's
+    /// schema.
+    pub fn open_read_only(config: &Config) -> Result<Store> {
+        Ok(Store(Arc::new(match &config.db {
+            Database::Sqlite(path) => Backend::Sqlite(sqlite::SqliteStore::open_read_only(path, config.durability)?),
+            Database::Postgres(url) => Backend::Postgres(postgres::PgStore::open_read_only(url, config)?),
+        })))
+    }
+
     /// Runs `f` in a read transaction (one consistent snapshot) on a pooled connection.
     pub fn read<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T>) -> Result<T> {
         match &*self.0 {

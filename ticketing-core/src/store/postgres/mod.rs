@@ -36,6 +36,8 @@ pub(crate) struct PgStore {
     pool: r2d2::Pool<Manager>,
     jobs: Option<Sender<Queued>>,
     writers: Vec<JoinHandle<()>>,
+    /// The database as people name it (no password), for messages.
+    shown: String,
 }
 
 /// A write and when it was queued (it fails rather than wait longer than `db_timeout`).
@@ -49,6 +51,34 @@ struct Manager {
     config: postgres::Config,
     durability: Durability,
     lock_timeout: Duration,
+    read_only: bool,
+}
+
+impl Manager {
+    fn new(url: &str, config: &Config, read_only: bool) -> Result<Manager> {
+        let mut pg: postgres::Config = url
+            .parse()
+            .map_err(|e| Error::invalid("db", format!("cannot read the PostgreSQL URL {}: {e}", config.db)))?;
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(config.db_timeout);
+        }
+        pg.keepalives(true).keepalives_idle(Duration::from_secs(10));
+        Ok(Manager {
+            config: pg,
+            durability: config.durability,
+            lock_timeout: config.contention_bound,
+            read_only,
+        })
+    }
+}
+
+fn pool(manager: Manager, size: u32, config: &Config) -> r2d2::Pool<Manager> {
+    r2d2::Pool::builder()
+        .max_size(size)
+        .min_idle(Some(0))
+        .connection_timeout(config.db_timeout)
+        .test_on_check_out(false)
+        .build_unchecked(manager)
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -65,8 +95,10 @@ impl r2d2::ManageConnection for Manager {
             Durability::Normal => "off",
         };
         client.batch_execute(&format!(
-            "SET synchronous_commit = {synchronous}; SET lock_timeout = {}; SET idle_in_transaction_session_timeout = 60000",
-            self.lock_timeout.as_millis().max(1)
+            "SET synchronous_commit = {synchronous}; SET lock_timeout = {}; SET idle_in_transaction_session_timeout = 60000;
+             SET default_transaction_read_only = {}",
+            self.lock_timeout.as_millis().max(1),
+            if self.read_only { "on" } else { "off" }
         ))?;
         Ok(PgConn::new(client))
     }
@@ -88,18 +120,7 @@ impl PgStore {
     }
 
     fn open_here(url: &str, config: &Config, hooks: Hooks) -> Result<PgStore> {
-        let mut pg: postgres::Config = url
-            .parse()
-            .map_err(|e| Error::invalid("db", format!("cannot read the PostgreSQL URL {}: {e}", config.db)))?;
-        if pg.get_connect_timeout().is_none() {
-            pg.connect_timeout(config.db_timeout);
-        }
-        pg.keepalives(true).keepalives_idle(Duration::from_secs(10));
-        let manager = Manager {
-            config: pg,
-            durability: config.durability,
-            lock_timeout: config.contention_bound,
-        };
+        let manager = Manager::new(url, config, false)?;
         {
             use r2d2::ManageConnection;
             let first = manager
@@ -109,12 +130,7 @@ impl PgStore {
             (hooks.after_commit)(&Conn::Postgres(&first));
         }
         let size = config.db_pool.max(2);
-        let pool = r2d2::Pool::builder()
-            .max_size(size)
-            .min_idle(Some(0))
-            .connection_timeout(config.db_timeout)
-            .test_on_check_out(false)
-            .build_unchecked(manager);
+        let pool = pool(manager, size, config);
         let (tx, rx) = crossbeam_channel::unbounded::<Queued>();
         let hooks = std::sync::Arc::new(hooks);
         let mut writers = Vec::new();
@@ -131,6 +147,27 @@ impl PgStore {
             pool,
             jobs: Some(tx),
             writers,
+            shown: config.db.to_string(),
+        })
+    }
+
+    /// Opens the database for reading only: no migration, no writer; every session is
+    /// `default_transaction_read_only`, so not even a bug could write. The schema must be this
+    /// build's.
+    pub fn open_read_only(url: &str, config: &Config) -> Result<PgStore> {
+        off_runtime(|| {
+            use r2d2::ManageConnection;
+            let manager = Manager::new(url, config, true)?;
+            let first = manager
+                .connect()
+                .map_err(|e| unreachable_db(&config.db.to_string(), &e))?;
+            schema::check(&first, &config.db.to_string())?;
+            Ok(PgStore {
+                pool: pool(manager, config.db_pool.max(2), config),
+                jobs: None,
+                writers: Vec::new(),
+                shown: config.db.to_string(),
+            })
         })
     }
 
@@ -153,7 +190,7 @@ impl PgStore {
     pub fn submit_job(&self, job: Box<dyn WriteJob>) -> Result<()> {
         self.jobs
             .as_ref()
-            .ok_or_else(|| Error::Internal("the store is closed".into()))?
+            .ok_or_else(|| Error::Setup(format!("{} was opened read-only", self.shown)))?
             .send(Queued {
                 at: Instant::now(),
                 job,
@@ -241,6 +278,9 @@ fn pool_error(e: r2d2::Error) -> Error {
     Error::DbUnavailable(format!("no database connection within the timeout: {e}"))
 }
 
+/// At start-up an unreachable database is the operator's to fix (exit 2), like an unreachable
+/// Redis; once running, it is a 503 `DB_UNAVAILABLE` that passes when the database is back.
 fn unreachable_db(db: &str, e: &postgres::Error) -> Error {
-    Error::DbUnavailable(format!("cannot reach PostgreSQL at {db}: {e}"))
+    let cause = std::error::Error::source(e).map_or_else(|| e.to_string(), |c| c.to_string());
+    Error::Setup(format!("cannot reach PostgreSQL at {db}: {cause}"))
 }

@@ -166,6 +166,31 @@ pub fn migrate(conn: &PgConn) -> Result<()> {
     }
 }
 
+/// Checks, without changing anything, that the database has this build's schema (for a
+/// read-only open).
+pub fn check(conn: &PgConn, shown: &str) -> Result<()> {
+    let c = Conn::Postgres(conn);
+    let exists = c
+        .prepare_cached("SELECT to_regclass('schema_version') IS NOT NULL")?
+        .query_row(params![], |r| r.get::<_, bool>(0))?;
+    let version: Option<i64> = if exists {
+        c.prepare_cached("SELECT version FROM schema_version WHERE id = 1")?
+            .query_opt(params![], |r| r.get(0))?
+    } else {
+        None
+    };
+    match version {
+        Some(v) if v == SCHEMA_VERSION => Ok(()),
+        Some(v) if v > SCHEMA_VERSION => Err(Error::Setup(format!(
+            "{shown} has schema version {v}, newer than this build ({SCHEMA_VERSION})"
+        ))),
+        _ => Err(Error::Setup(format!(
+            "{shown} has no ticketing schema of this version yet; read commands never create one \
+             (a writing command or `serve` creates it)"
+        ))),
+    }
+}
+
 fn migrate_in_transaction(conn: &PgConn) -> Result<()> {
     conn.batch(&format!(
         "SELECT pg_advisory_xact_lock({MIGRATION_LOCK});

@@ -9,7 +9,8 @@
 //! disk's fsync rate. Other processes (the TUI, admin commands) write through their own writer
 //! and meet ours at SQLite's write lock.
 
-mod schema;
+pub(crate) mod access;
+pub(crate) mod schema;
 
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
@@ -33,6 +34,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct SqliteStore {
     path: PathBuf,
     durability: Durability,
+    /// Opened by [`SqliteStore::open_read_only`]: no writer, and every read on a fresh
+    /// read-only connection (see [`access::open_read_only`] for why not a pooled one).
+    read_only: bool,
     readers: Mutex<Vec<Connection>>,
     /// Asked only for `PRAGMA data_version` (see [`SqliteStore::version`]); opened on first use.
     watch: Mutex<Option<Connection>>,
@@ -44,8 +48,10 @@ impl SqliteStore {
     /// Opens (creating and migrating when needed) the database at `path`. The writer runs
     /// the [`Hooks`] on its connection around every batch.
     pub fn open(path: &Path, durability: Durability, hooks: Hooks) -> Result<SqliteStore> {
-        let mut conn = open_connection(path, durability, true)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        access::check(path, access::Access::ReadWrite)?;
+        let mut conn = open_connection(path, durability, true).map_err(|e| access::explain_create(path, e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| access::open_error(path, e))?;
         schema::migrate(&mut conn)?;
         (hooks.after_commit)(&Conn::Sqlite(&conn));
         let (tx, rx) = crossbeam_channel::unbounded::<Box<dyn WriteJob>>();
@@ -56,6 +62,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             path: path.to_path_buf(),
             durability,
+            read_only: false,
             readers: Mutex::new(Vec::new()),
             watch: Mutex::new(None),
             writer: Some(tx),
@@ -63,16 +70,36 @@ impl SqliteStore {
         })
     }
 
+    /// Opens the existing database at `path` for reading only: nothing is created, migrated
+    /// or written (not even the `-wal`/`-shm` side files of an idle database), and there is no
+    /// writer: every write fails with [`Error::Setup`]. The database must have this build's
+    /// schema.
+    pub fn open_read_only(path: &Path, durability: Durability) -> Result<SqliteStore> {
+        access::check(path, access::Access::ReadOnly)?;
+        let conn = access::open_read_only(path)?;
+        access::check_schema(path, &conn, schema::SCHEMA_VERSION)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            durability,
+            read_only: true,
+            readers: Mutex::new(Vec::new()),
+            watch: Mutex::new(None),
+            writer: None,
+            writer_thread: None,
+        })
+    }
+
     /// Runs `f` in a read transaction (one consistent snapshot) on a pooled connection.
     pub fn read<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T>) -> Result<T> {
         let conn = match self.readers.lock().pop() {
             Some(conn) => conn,
+            None if self.read_only => access::open_read_only(&self.path)?,
             None => open_connection(&self.path, self.durability, false)?,
         };
         exec(&conn, "BEGIN")?;
         let result = f(&Conn::Sqlite(&conn));
         let end = exec(&conn, "COMMIT");
-        if end.is_ok() {
+        if end.is_ok() && !self.read_only {
             self.readers.lock().push(conn);
         }
         let value = result?;
@@ -88,6 +115,10 @@ impl SqliteStore {
     /// cannot be opened), and the caller reads the database instead. Versions are only ever
     /// compared for equality.
     pub fn version(&self) -> Option<u64> {
+        if self.read_only {
+            // A read-only store keeps no connection open between reads.
+            return None;
+        }
         let mut watch = self.watch.lock();
         if watch.is_none() {
             let conn = open_connection(&self.path, self.durability, false).ok()?;
@@ -105,7 +136,7 @@ impl SqliteStore {
     pub(crate) fn submit_job(&self, job: Box<dyn WriteJob>) -> Result<()> {
         self.writer
             .as_ref()
-            .ok_or_else(|| Error::Internal("the store is closed".into()))?
+            .ok_or_else(|| Error::Setup(format!("{} was opened read-only", self.path.display())))?
             .send(job)
             .map_err(|_| Error::Internal("the writer thread has stopped".into()))
     }
