@@ -1,4 +1,4 @@
-//! The API's JSON shapes (the seed's field names and envelopes, SPEC §4) and the strict
+//! The API's JSON shapes (the seed's field names and envelopes, docs/contract.md §HTTP API) and the strict
 //! parsers of request bodies and query strings. Nothing else in the program knows these shapes.
 //!
 //! Parsing is by hand over a `serde_json` object so that every 400 names its field: a missing

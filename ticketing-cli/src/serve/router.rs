@@ -1,4 +1,4 @@
-//! Routes and handlers of SPEC §4, and the OpenAPI document generated from them.
+//! Routes and handlers of docs/contract.md §HTTP API, and the OpenAPI document generated from them.
 //!
 //! Every route is in [`ROUTES`]: the router is built from it, and a test checks that it equals
 //! the routes the OpenAPI document describes. A handler parses its input strictly
@@ -68,7 +68,7 @@ pub fn router(state: AppState) -> Router {
 #[openapi(
     info(
         title = "ticketing",
-        description = "Concert ticketing: waiting queue, seat holds, wallet and payments (the seed's API, SPEC §4). \
+        description = "Concert ticketing: waiting queue, seat holds, wallet and payments (the seed's API, docs/contract.md §HTTP API). \
                        Errors are {\"result\":\"<status>\",\"message\":\"…\",\"code\":\"…\"}. A token goes in \
                        `Authorization: Bearer <token>`, a bare `Authorization: <token>`, the `token` query \
                        parameter or the `token` body field."
