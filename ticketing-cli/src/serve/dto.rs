@@ -71,10 +71,19 @@ fn id_value(field: &'static str, v: &Value) -> Result<i64, ApiError> {
     let Value::Number(n) = v else {
         return Err(mistyped(field, "an integer", v));
     };
-    match n.as_i64() {
+    // JSON has one number type: `7.0` and `7e0` are the integer 7 (JSON Schema, and so the
+    // OpenAPI document's `"type": "integer"`, says so), while `7.5` is not an id.
+    let whole = n.as_i64().or_else(|| {
+        let f = n.as_f64()?;
+        // Below 2^53 every integer is exact in an f64, so the conversion loses nothing.
+        (f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0).then_some(f as i64)
+    });
+    match whole {
         Some(id) if id >= 1 => Ok(id),
         Some(_) => Err(ApiError::bad_input(format!("{field} must be a positive integer"))),
-        None if n.is_u64() => Err(ApiError::bad_input(format!("{field} is too large"))),
+        None if n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+            Err(ApiError::bad_input(format!("{field} is too large")))
+        }
         None => Err(ApiError::bad_input(format!("{field} must be an integer, not {n}"))),
     }
 }
@@ -152,6 +161,7 @@ pub struct ErrorBody<'a> {
 #[schema(rename_all = "camelCase")]
 pub struct TokenRequest {
     /// The user (≥ 1).
+    #[schema(minimum = 1)]
     pub user_id: i64,
 }
 
@@ -262,13 +272,16 @@ pub struct SeatItem<'a> {
 #[allow(dead_code)] // documents the request for OpenAPI; parsed by `JsonObject`
 #[schema(rename_all = "camelCase")]
 pub struct ReserveRequest {
-    /// The caller's token, when not sent in `Authorization`.
+    /// The caller's token, when not sent in `Authorization` or the `token` query parameter.
     pub token: Option<String>,
-    /// The date of the seat.
+    /// The date of the seat (≥ 1).
+    #[schema(minimum = 1)]
     pub concert_option_id: i64,
-    /// The seat.
+    /// The seat (≥ 1).
+    #[schema(minimum = 1)]
     pub seat_id: i64,
     /// When given, must be the token's user (else 403).
+    #[schema(minimum = 1)]
     pub user_id: Option<i64>,
 }
 
@@ -286,15 +299,31 @@ pub struct ReserveData {
     pub price: Money,
 }
 
-/// `PATCH /api/balance/charge` and `PATCH /api/balance/use` body.
+/// `PATCH /api/balance/charge` body.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // documents the request for OpenAPI; parsed by `JsonObject`
 #[schema(rename_all = "camelCase")]
 pub struct AmountRequest {
     /// The user (≥ 1).
+    #[schema(minimum = 1)]
     pub user_id: i64,
-    /// Exact to the cent, > 0, at most 100000000.
-    #[schema(example = 5000.0)]
+    /// Exact to the cent (at most two decimals), > 0, at most 100000000.
+    #[schema(example = 5000.0, exclusive_minimum = 0, maximum = 100_000_000, multiple_of = 0.01)]
+    pub amount: f64,
+}
+
+/// `PATCH /api/balance/use` body.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the request for OpenAPI; parsed by `JsonObject`
+#[schema(rename_all = "camelCase")]
+pub struct UseRequest {
+    /// The wallet owner's token, when not sent in `Authorization` or the `token` query parameter.
+    pub token: Option<String>,
+    /// The user (≥ 1); must be the token's user (else 403).
+    #[schema(minimum = 1)]
+    pub user_id: i64,
+    /// Exact to the cent (at most two decimals), > 0, at most 100000000.
+    #[schema(example = 100.0, exclusive_minimum = 0, maximum = 100_000_000, multiple_of = 0.01)]
     pub amount: f64,
 }
 
@@ -311,11 +340,13 @@ pub struct BalanceBody {
 #[allow(dead_code)] // documents the request for OpenAPI; parsed by `JsonObject`
 #[schema(rename_all = "camelCase")]
 pub struct PayRequest {
-    /// The caller's token, when not sent in `Authorization`.
+    /// The caller's token, when not sent in `Authorization` or the `token` query parameter.
     pub token: Option<String>,
-    /// The reservation to pay.
+    /// The reservation to pay (≥ 1).
+    #[schema(minimum = 1)]
     pub reservation_id: i64,
-    /// Must equal the reservation's price.
+    /// Must equal the reservation's price: exact to the cent, > 0, at most 100000000.
+    #[schema(example = 50000.0, exclusive_minimum = 0, maximum = 100_000_000, multiple_of = 0.01)]
     pub amount: f64,
 }
 
@@ -348,7 +379,10 @@ mod tests {
 
     #[test]
     fn ids_are_strict() {
-        let o = JsonObject::parse(br#"{"a":1,"b":"1","c":1.5,"d":0,"e":-3,"f":null,"g":true,"h":1e3}"#).unwrap();
+        let o = JsonObject::parse(
+            br#"{"a":1,"b":"1","c":1.5,"d":0,"e":-3,"f":null,"g":true,"h":1e3,"i":937.0,"j":-2.0,"k":1e300}"#,
+        )
+        .unwrap();
         assert_eq!(o.id("a").unwrap(), 1);
         assert!(err_text(o.id("b").unwrap_err()).contains("b must be an integer, not a string"));
         assert!(err_text(o.id("c").unwrap_err()).contains("c must be an integer"));
@@ -356,7 +390,11 @@ mod tests {
         assert!(err_text(o.id("e").unwrap_err()).contains("e must be a positive integer"));
         assert!(err_text(o.id("f").unwrap_err()).contains("f is required"));
         assert!(err_text(o.id("g").unwrap_err()).contains("g must be an integer, not a boolean"));
-        assert!(err_text(o.id("h").unwrap_err()).contains("h must be an integer"));
+        // Integral numbers written with a fraction or an exponent are those integers.
+        assert_eq!(o.id("h").unwrap(), 1000);
+        assert_eq!(o.id("i").unwrap(), 937);
+        assert!(err_text(o.id("j").unwrap_err()).contains("j must be a positive integer"));
+        assert!(err_text(o.id("k").unwrap_err()).contains("k is too large"));
         assert!(err_text(o.id("zz").unwrap_err()).contains("zz is required"));
         assert_eq!(o.opt_id("zz").unwrap(), None);
     }
