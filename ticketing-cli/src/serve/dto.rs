@@ -71,14 +71,7 @@ fn id_value(field: &'static str, v: &Value) -> Result<i64, ApiError> {
     let Value::Number(n) = v else {
         return Err(mistyped(field, "an integer", v));
     };
-    // JSON has one number type: `7.0` and `7e0` are the integer 7 (JSON Schema, and so the
-    // OpenAPI document's `"type": "integer"`, says so), while `7.5` is not an id.
-    let whole = n.as_i64().or_else(|| {
-        let f = n.as_f64()?;
-        // Below 2^53 every integer is exact in an f64, so the conversion loses nothing.
-        (f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0).then_some(f as i64)
-    });
-    match whole {
+    match n.as_i64().or_else(|| n.as_f64().and_then(integral)) {
         Some(id) if id >= 1 => Ok(id),
         Some(_) => Err(ApiError::bad_input(format!("{field} must be a positive integer"))),
         None if n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
@@ -88,12 +81,26 @@ fn id_value(field: &'static str, v: &Value) -> Result<i64, ApiError> {
     }
 }
 
-/// An id given as text (a path segment or a query parameter).
+/// JSON has one number type: `7.0` and `7e0` are the integer 7 (JSON Schema, and so the
+/// OpenAPI document's `"type": "integer"`, says so), while `7.5` is not an id. `None` for a
+/// fraction, an infinity, NaN, or a magnitude past 2^53 (below it every integer is exact in an
+/// f64, so the conversion loses nothing).
+fn integral(f: f64) -> Option<i64> {
+    (f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0).then_some(f as i64)
+}
+
+/// An id given as text (a path segment or a query parameter), read as its JSON number would
+/// be (`12`, `12.0`).
 pub fn id_text(field: &'static str, text: &str) -> Result<i64, ApiError> {
-    match text.trim().parse::<i64>() {
-        Ok(id) if id >= 1 => Ok(id),
-        Ok(_) => Err(ApiError::bad_input(format!("{field} must be a positive integer"))),
-        Err(_) => Err(ApiError::bad_input(format!(
+    let text_id = text.trim();
+    let id = text_id
+        .parse::<i64>()
+        .ok()
+        .or_else(|| text_id.parse::<f64>().ok().and_then(integral));
+    match id {
+        Some(id) if id >= 1 => Ok(id),
+        Some(_) => Err(ApiError::bad_input(format!("{field} must be a positive integer"))),
+        None => Err(ApiError::bad_input(format!(
             "{field} must be a positive integer, not `{}`",
             text.chars().take(40).collect::<String>()
         ))),
@@ -420,5 +427,9 @@ mod tests {
         assert_eq!(id_text("seatId", "12").unwrap(), 12);
         assert!(id_text("seatId", "0").is_err());
         assert!(id_text("seatId", "abc").is_err());
+        assert_eq!(id_text("userId", "26517.0").unwrap(), 26517);
+        for text in ["1.5", "inf", "NaN", "1e300", "-2.0"] {
+            assert!(id_text("userId", text).is_err(), "{text}");
+        }
     }
 }
