@@ -315,6 +315,7 @@ fn encode_seats(seats: &[Seat]) -> Result<Bytes, ApiError> {
         (status = 403, description = "WAITING token, or userId is not the token's user", body = ErrorBody),
         (status = 404, description = "Unknown date or seat", body = ErrorBody),
         (status = 409, description = "Seat held or sold, too many holds, lost race", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address or user (see Retry-After)", body = ErrorBody),
     ))]
 async fn reserve(
     State(s): State<AppState>,
@@ -576,6 +577,13 @@ mod tests {
             }
         }
         assert_eq!(secured, 7, "every operation that needs a token");
+        // The rate-limited operations say so.
+        for (path, method) in [("/api/token", "post"), ("/api/reserve", "post")] {
+            assert!(
+                doc["paths"][path][method]["responses"]["429"].is_object(),
+                "{method} {path}"
+            );
+        }
     }
 
     #[test]
