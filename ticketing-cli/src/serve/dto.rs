@@ -7,6 +7,9 @@
 //! other than the fields read here.
 
 use serde::Serialize;
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use ticketing_core::{Money, Timestamp, TokenStatus, TokenView};
 use utoipa::ToSchema;
@@ -15,8 +18,8 @@ use super::error::ApiError;
 
 // ----- requests ------------------------------------------------------------------------------
 
-/// A request body: one JSON object.
-pub struct JsonObject(Map<String, Value>);
+/// A request body: one JSON object, and its text (amounts are checked on the text too).
+pub struct JsonObject(Map<String, Value>, Vec<u8>);
 
 impl JsonObject {
     /// Parses a body that must be a JSON object.
@@ -25,7 +28,7 @@ impl JsonObject {
             return Err(ApiError::malformed_json("the body is empty; a JSON object is expected"));
         }
         match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Object(map)) => Ok(JsonObject(map)),
+            Ok(Value::Object(map)) => Ok(JsonObject(map, bytes.to_vec())),
             Ok(_) => Err(ApiError::malformed_json("a JSON object is expected")),
             Err(e) => Err(ApiError::malformed_json(e)),
         }
@@ -54,7 +57,18 @@ impl JsonObject {
         let f = n
             .as_f64()
             .ok_or_else(|| ApiError::bad_input(format!("{field} is not a valid number")))?;
-        Money::parse_amount(field, f).map_err(ApiError::from)
+        let money = Money::parse_amount(field, f).map_err(ApiError::from)?;
+        // An f64 cannot tell `100000000.00000001` from 1e8: the digits past the hundredths are
+        // checked on the number as written, so nothing is rounded silently.
+        let raw = serde_json::from_slice::<HashMap<String, Box<RawValue>>>(&self.1)
+            .map_err(|_| ApiError::bad_input(format!("{field} is not a valid number")))?;
+        if !raw.get(field).is_some_and(|text| at_most_cents(text.get())) {
+            return Err(ApiError::from(ticketing_core::Error::invalid(
+                field,
+                format!("{field} must have at most 2 decimal places"),
+            )));
+        }
+        Ok(money)
     }
 
     /// An optional string.
@@ -65,6 +79,24 @@ impl JsonObject {
             Some(v) => Err(mistyped(field, "a string", v)),
         }
     }
+}
+
+/// Whether a JSON number as written has no non-zero digit past the hundredths: `10.50`,
+/// `1.05e1` and `100000000.000` do; `100000000.00000001` and `1e-3` do not.
+fn at_most_cents(text: &str) -> bool {
+    let t = text.trim().trim_start_matches('-');
+    let (mantissa, exp) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], &t[i + 1..]),
+        None => (t, "0"),
+    };
+    let Ok(exp) = exp.parse::<i64>() else {
+        return false;
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // The value is the digits times 10^-places.
+    let places = i64::try_from(frac.len()).unwrap_or(i64::MAX).saturating_sub(exp);
+    let extra = usize::try_from(places.saturating_sub(2).max(0)).unwrap_or(usize::MAX);
+    int.bytes().chain(frac.bytes()).rev().take(extra).all(|b| b == b'0')
 }
 
 fn id_value(field: &'static str, v: &Value) -> Result<i64, ApiError> {
@@ -415,9 +447,16 @@ mod tests {
 
     #[test]
     fn amounts_are_exact() {
-        let o = JsonObject::parse(br#"{"a":10.05,"b":10.005,"c":"10","d":0,"e":100000000.01}"#).unwrap();
+        let o = JsonObject::parse(
+            br#"{"a":10.05,"b":10.005,"c":"10","d":0,"e":100000000.01,"f":100000000.00000001,"g":1.05e1,"h":10.500,"i":1e-3}"#,
+        )
+        .unwrap();
         assert_eq!(o.amount("a").unwrap(), Money::from_cents(1005));
-        for f in ["b", "c", "d", "e", "missing"] {
+        assert_eq!(o.amount("g").unwrap(), Money::from_cents(1050));
+        assert_eq!(o.amount("h").unwrap(), Money::from_cents(1050));
+        // As an f64 this is exactly 1e8: only its text shows the extra decimals.
+        assert!(err_text(o.amount("f").unwrap_err()).contains("at most 2 decimal places"));
+        for f in ["b", "c", "d", "e", "i", "missing"] {
             assert!(o.amount(f).is_err(), "{f}");
         }
     }
