@@ -1,5 +1,5 @@
 //! Black-box tests of `ticketing serve`: every endpoint's success body field by field, every
-//! error class of SPEC §4, and that a rejected request changes nothing — per strategy.
+//! error class of docs/contract.md §Errors, and that a rejected request changes nothing — per strategy.
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
 mod http_support;
@@ -255,7 +255,7 @@ async fn state(s: &Server, token: &str, users: &[i64]) -> Value {
     })
 }
 
-/// Every error class of SPEC §4, each request checked to have changed nothing.
+/// Every error class of docs/contract.md §Errors, each request checked to have changed nothing.
 async fn error_classes(strategy: &'static str) {
     let s = Server::start(strategy, &["--max-active", "3", "--max-holds", "2"]);
     let (t1, _) = s.token(1).await;

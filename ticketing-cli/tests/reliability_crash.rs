@@ -2,7 +2,7 @@
 //! reserve → pay) while the server is SIGKILLed at random moments and restarted on the same
 //! database. After every kill:
 //!
-//! - `ticketing admin check` exits 0 (every SPEC §5 invariant holds),
+//! - `ticketing admin check` exits 0 (every invariant of docs/contract.md §Invariants holds),
 //! - `PRAGMA integrity_check` is `ok`,
 //! - every payment a client saw acknowledged (a 200 with its `paymentId`) is in the database,
 //!   with its reservation PAID and its seat SOLD, and every acknowledged hold exists;

@@ -629,3 +629,74 @@ fn date_sales(c: &Conn<'_>, concert_id: i64, now: Timestamp) -> Result<Vec<DateS
     }
     Ok(out)
 }
+
+/// How an operator names a live token to find it in the queue lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenLookup {
+    /// The live token of this user.
+    User(i64),
+    /// This token's text.
+    Token(String),
+}
+
+/// A live token found by [`Ticketing::find_live_token`], with its row in the operator's list
+/// of its status (what [`Ticketing::tokens`] with that status lists at that offset).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FoundToken {
+    /// The token.
+    pub token: TokenSummary,
+    /// 0-based row in the list of its status (for a WAITING token, its queue position − 1).
+    pub index: u64,
+}
+
+impl Ticketing {
+    /// The live (WAITING or ACTIVE) token named by `lookup`, if any — the console's "find in
+    /// the queue". Reads only (unlike asking for a token's status, which keeps it alive).
+    pub fn find_live_token(&self, lookup: &TokenLookup) -> Result<Option<FoundToken>> {
+        let now = self.now();
+        self.store().read(|c| {
+            let row = match lookup {
+                TokenLookup::User(user_id) => queue::live_token_of(c, *user_id, now)?,
+                // Not a token we issued (or not a UUID at all): simply not found.
+                TokenLookup::Token(text) => match queue::find_token(c, text, now) {
+                    Ok(row) => Some(row),
+                    Err(Error::Unauthorized(_)) => None,
+                    Err(e) => return Err(e),
+                },
+            };
+            let Some(row) = row.filter(|r| r.status != TokenStatus::Expired) else {
+                return Ok(None);
+            };
+            let (queue_position, index) = match row.status {
+                TokenStatus::Waiting => {
+                    let p = queue::position(c, &row, now)?;
+                    (p, p - 1)
+                }
+                // The active list is in issue order too: the live ACTIVE tokens issued before.
+                _ => {
+                    let before: i64 = c
+                        .prepare_cached(
+                            "SELECT count(*) FROM tokens WHERE status = 'ACTIVE' AND +expires_at > ?1 AND id < ?2",
+                        )?
+                        .query_row(params![now.0, row.id], |r| r.get(0))?;
+                    (0, u64::try_from(before).unwrap_or(0))
+                }
+            };
+            let issued_at: i64 = c
+                .prepare_cached("SELECT issued_at FROM tokens WHERE id = ?1")?
+                .query_row(params![row.id], |r| r.get(0))?;
+            Ok(Some(FoundToken {
+                token: TokenSummary {
+                    token: row.token,
+                    user_id: row.user_id,
+                    status: row.status,
+                    queue_position,
+                    issued_at: Timestamp(issued_at),
+                    expires_at: row.expires_at,
+                },
+                index,
+            }))
+        })
+    }
+}

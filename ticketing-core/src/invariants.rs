@@ -1,4 +1,4 @@
-//! The invariants of SPEC §5, checked over a database. Used by `ticketing admin check`, by the
+//! The invariants of docs/contract.md §Invariants, checked over a database. Used by `ticketing admin check`, by the
 //! tests and after every simulation. Each check is one query that lists offenders; nothing here
 //! trusts the code that wrote the rows.
 

@@ -14,7 +14,7 @@
 //! (typed errors with machine codes), [`domain`] (plain types and pure rules), `store` (schema,
 //! migrations, connections, the group-commit writer), `strategy` (how a contended write is
 //! guarded), `queue` (waiting-queue rules), [`admin`] (operator operations and read models),
-//! [`invariants`] (the checks of SPEC §5).
+//! [`invariants`] (the checks of docs/contract.md §Invariants).
 
 pub mod admin;
 pub mod clock;

@@ -1,4 +1,4 @@
-//! `ticketing serve`: the seed's HTTP API over the core (SPEC §4).
+//! `ticketing serve`: the seed's HTTP API over the core (docs/contract.md §HTTP API).
 //!
 //! Where things are: [`router`] (routes, handlers, the OpenAPI document), [`dto`] (the only
 //! place that knows the API's JSON shapes, and the strict body/query parsers), [`error`] (core

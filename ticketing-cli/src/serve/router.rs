@@ -1,4 +1,4 @@
-//! Routes and handlers of SPEC §4, and the OpenAPI document generated from them.
+//! Routes and handlers of docs/contract.md §HTTP API, and the OpenAPI document generated from them.
 //!
 //! Every route is in [`ROUTES`]: the router is built from it, and a test checks that it equals
 //! the routes the OpenAPI document describes. A handler parses its input strictly
@@ -20,7 +20,7 @@ use super::auth::{form_pairs, RequestToken};
 use super::dto::{
     id_text, AmountRequest, BalanceBody, ConcertItem, ConcertsBody, DateItem, DatesBody, Envelope, ErrorBody,
     HealthBody, JsonObject, PayData, PayRequest, ReserveData, ReserveRequest, SeatItem, SeatsBody, TokenData,
-    TokenRequest,
+    TokenRequest, UseRequest,
 };
 use super::error::ApiError;
 use super::limits::ClientIp;
@@ -68,10 +68,12 @@ pub fn router(state: AppState) -> Router {
 #[openapi(
     info(
         title = "ticketing",
-        description = "Concert ticketing: waiting queue, seat holds, wallet and payments (the seed's API, SPEC §4). \
-                       Errors are {\"result\":\"<status>\",\"message\":\"…\",\"code\":\"…\"}. A token goes in \
-                       `Authorization: Bearer <token>`, a bare `Authorization: <token>`, the `token` query \
-                       parameter or the `token` body field."
+        description = "Concert ticketing: waiting queue, seat holds, wallet and payments (the seed's API; the \
+                       contract is docs/contract.md in the repository). Errors are \
+                       {\"result\":\"<status>\",\"message\":\"…\",\"code\":\"…\"}. A token goes in \
+                       `Authorization: Bearer <token>` (security scheme `token`), a bare `Authorization: <token>`, \
+                       the `token` query parameter (security scheme `tokenQuery`) or, on the operations whose \
+                       body has one, the `token` body field."
     ),
     paths(
         issue_token, leave_queue, token_status, concerts, available_dates, available_seats, reserve, charge,
@@ -79,22 +81,30 @@ pub fn router(state: AppState) -> Router {
     ),
     components(schemas(
         Envelope<TokenData>, Envelope<ReserveData>, Envelope<PayData>, TokenData, ReserveData, PayData, ErrorBody,
-        TokenRequest, ReserveRequest, AmountRequest, PayRequest, ConcertsBody, ConcertItem, DatesBody, DateItem,
+        TokenRequest, ReserveRequest, AmountRequest, UseRequest, PayRequest, ConcertsBody, ConcertItem, DatesBody, DateItem,
         SeatsBody, SeatItem, BalanceBody, HealthBody
     )),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
 
+/// The two places a client may put its token that OpenAPI can name as security schemes: the
+/// `Authorization: Bearer` header (`token`) and the `token` query parameter (`tokenQuery`).
+/// Operations needing a token list both as alternatives, so a client that sends the query
+/// parameter meets the document's requirement as it meets the server's.
 struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "tokenQuery",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("token"))),
         );
     }
 }
@@ -158,8 +168,7 @@ async fn issue_token(
 }
 
 /// Leave the queue: the token expires and its slot goes to the next waiter (addition to the seed).
-#[utoipa::path(delete, path = "/api/token", tag = "queue", security(("token" = [])),
-    params(("token" = Option<String>, Query, description = "The token, when not in Authorization")),
+#[utoipa::path(delete, path = "/api/token", tag = "queue", security(("token" = []), ("tokenQuery" = [])),
     responses(
         (status = 200, description = "The token, now EXPIRED", body = Envelope<TokenData>),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
@@ -171,8 +180,7 @@ async fn leave_queue(State(s): State<AppState>, token: RequestToken) -> Result<R
 }
 
 /// A token's status and place; keeps a WAITING token alive. An EXPIRED token answers 200.
-#[utoipa::path(get, path = "/api/token/status", tag = "queue", security(("token" = [])),
-    params(("token" = Option<String>, Query, description = "The token, when not in Authorization")),
+#[utoipa::path(get, path = "/api/token/status", tag = "queue", security(("token" = []), ("tokenQuery" = [])),
     responses(
         (status = 200, description = "Status, place and estimated wait", body = Envelope<TokenData>),
         (status = 401, description = "Missing or unknown token", body = ErrorBody),
@@ -201,10 +209,9 @@ async fn concerts(State(s): State<AppState>) -> Result<Response, ApiError> {
 }
 
 /// The dates of a concert with at least one AVAILABLE seat. Needs an ACTIVE token.
-#[utoipa::path(get, path = "/api/{concertId}/available-dates", tag = "catalogue", security(("token" = [])),
+#[utoipa::path(get, path = "/api/{concertId}/available-dates", tag = "catalogue", security(("token" = []), ("tokenQuery" = [])),
     params(
-        ("concertId" = i64, Path, description = "The concert"),
-        ("token" = Option<String>, Query, description = "The token, when not in Authorization"),
+        ("concertId" = i64, Path, minimum = 1, description = "The concert"),
     ),
     responses(
         (status = 200, description = "Dates with free seats", body = DatesBody),
@@ -251,10 +258,9 @@ fn encode_dates(dates: &[ConcertDate]) -> Result<Bytes, ApiError> {
 }
 
 /// The AVAILABLE seats of one date. Needs an ACTIVE token.
-#[utoipa::path(get, path = "/api/{concertOptionId}/available-seats", tag = "catalogue", security(("token" = [])),
+#[utoipa::path(get, path = "/api/{concertOptionId}/available-seats", tag = "catalogue", security(("token" = []), ("tokenQuery" = [])),
     params(
-        ("concertOptionId" = i64, Path, description = "The date"),
-        ("token" = Option<String>, Query, description = "The token, when not in Authorization"),
+        ("concertOptionId" = i64, Path, minimum = 1, description = "The date"),
     ),
     responses(
         (status = 200, description = "Free seats", body = SeatsBody),
@@ -301,7 +307,7 @@ fn encode_seats(seats: &[Seat]) -> Result<Bytes, ApiError> {
 }
 
 /// Hold a seat for the hold time. Of concurrent attempts on one seat exactly one wins.
-#[utoipa::path(post, path = "/api/reserve", tag = "reservation", security(("token" = [])), request_body = ReserveRequest,
+#[utoipa::path(post, path = "/api/reserve", tag = "reservation", security(("token" = []), ("tokenQuery" = [])), request_body = ReserveRequest,
     responses(
         (status = 200, description = "The hold", body = Envelope<ReserveData>),
         (status = 400, description = "A field is missing or mistyped", body = ErrorBody),
@@ -309,6 +315,7 @@ fn encode_seats(seats: &[Seat]) -> Result<Bytes, ApiError> {
         (status = 403, description = "WAITING token, or userId is not the token's user", body = ErrorBody),
         (status = 404, description = "Unknown date or seat", body = ErrorBody),
         (status = 409, description = "Seat held or sold, too many holds, lost race", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address or user (see Retry-After)", body = ErrorBody),
     ))]
 async fn reserve(
     State(s): State<AppState>,
@@ -350,8 +357,7 @@ async fn charge(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) 
 /// Take money from a wallet (the seed's "use points"; addition to the seed's API). Spending
 /// needs the wallet owner's live token (WAITING or ACTIVE): charge and balance stay open as in
 /// the seed, but nobody spends another user's money.
-#[utoipa::path(patch, path = "/api/balance/use", tag = "wallet", request_body = AmountRequest, security(("token" = [])),
-    params(("token" = Option<String>, Query, description = "The token, when not in Authorization")),
+#[utoipa::path(patch, path = "/api/balance/use", tag = "wallet", request_body = UseRequest, security(("token" = []), ("tokenQuery" = [])),
     responses(
         (status = 200, description = "The new balance", body = BalanceBody),
         (status = 400, description = "userId or amount invalid, or INSUFFICIENT_BALANCE", body = ErrorBody),
@@ -379,7 +385,7 @@ async fn use_points(
 
 /// A wallet's balance (0 for a user without one).
 #[utoipa::path(get, path = "/api/balance", tag = "wallet",
-    params(("userId" = i64, Query, description = "The user")),
+    params(("userId" = i64, Query, minimum = 1, description = "The user")),
     responses(
         (status = 200, description = "The balance", body = BalanceBody),
         (status = 400, description = "userId missing or not a positive integer", body = ErrorBody),
@@ -396,8 +402,9 @@ async fn balance(State(s): State<AppState>, RawQuery(query): RawQuery) -> Result
 }
 
 /// Pay a held reservation from the owner's wallet; the token expires and its slot frees.
-#[utoipa::path(post, path = "/api/pay", tag = "reservation", security(("token" = [])), request_body = PayRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe key (≤ 255 characters)")),
+#[utoipa::path(post, path = "/api/pay", tag = "reservation", security(("token" = []), ("tokenQuery" = [])), request_body = PayRequest,
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$",
+        description = "Repeat-safe key: 1 to 255 printable ASCII characters (a header value holds no other), kept 24 hours")),
     responses(
         (status = 200, description = "The payment", body = Envelope<PayData>),
         (status = 400, description = "Invalid field, amount not the price, INSUFFICIENT_BALANCE", body = ErrorBody),
@@ -505,6 +512,78 @@ mod tests {
             }
         }
         assert_eq!(routed, documented);
+    }
+
+    /// What the server refuses, the document says, so a client generated from it never sends
+    /// it (the fuzz script checks the same against the running server).
+    #[test]
+    fn the_document_states_the_constraints_the_server_enforces() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        for (schema, field) in [
+            ("TokenRequest", "userId"),
+            ("ReserveRequest", "concertOptionId"),
+            ("ReserveRequest", "seatId"),
+            ("ReserveRequest", "userId"),
+            ("AmountRequest", "userId"),
+            ("UseRequest", "userId"),
+            ("PayRequest", "reservationId"),
+        ] {
+            assert_eq!(schemas[schema]["properties"][field]["minimum"], 1, "{schema}.{field}");
+        }
+        for schema in ["AmountRequest", "UseRequest", "PayRequest"] {
+            let a = &schemas[schema]["properties"]["amount"];
+            let bounds = [&a["exclusiveMinimum"], &a["maximum"], &a["multipleOf"]].map(|v| v.as_f64());
+            assert_eq!(bounds, [Some(0.0), Some(100_000_000.0), Some(0.01)], "{schema}.amount");
+        }
+        for schema in ["ReserveRequest", "UseRequest", "PayRequest"] {
+            assert!(schemas[schema]["properties"]["token"].is_object(), "{schema}.token");
+        }
+        let param = |path: &str, method: &str, name: &str| {
+            let params = doc["paths"][path][method]["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            params
+                .into_iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{method} {path} {name}"))
+        };
+        for (path, name) in [
+            ("/api/{concertId}/available-dates", "concertId"),
+            ("/api/{concertOptionId}/available-seats", "concertOptionId"),
+            ("/api/balance", "userId"),
+        ] {
+            assert_eq!(param(path, "get", name)["schema"]["minimum"], 1, "{path} {name}");
+        }
+        let key = &param("/api/pay", "post", "Idempotency-Key")["schema"];
+        assert_eq!(
+            (&key["minLength"], &key["maxLength"]),
+            (&serde_json::json!(1), &serde_json::json!(255))
+        );
+        // The token: the header or the query parameter, either satisfies the document.
+        assert_eq!(
+            doc["components"]["securitySchemes"]["tokenQuery"],
+            serde_json::json!({"type": "apiKey", "in": "query", "name": "token"})
+        );
+        let mut secured = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if let Some(security) = op.get("security") {
+                    secured += 1;
+                    let either = serde_json::json!([{"token": []}, {"tokenQuery": []}]);
+                    assert_eq!(security, &either, "{method} {path}");
+                }
+            }
+        }
+        assert_eq!(secured, 7, "every operation that needs a token");
+        // The rate-limited operations say so.
+        for (path, method) in [("/api/token", "post"), ("/api/reserve", "post")] {
+            assert!(
+                doc["paths"][path][method]["responses"]["429"].is_object(),
+                "{method} {path}"
+            );
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! After each run: SPEC §5 invariants and the scenario's expectations.
+//! After each run: docs/contract.md §Invariants and the scenario's expectations.
 //!
 //! In-process, the invariants are the core's own checks over the database
 //! ([`ticketing_core::invariants::check`]). Over HTTP the database is out of reach, so they are
@@ -153,7 +153,7 @@ pub fn evaluate(
         let violations = ticketing_core::invariants::check(t)?;
         if violations.is_empty() {
             checks.push(Check::invariant(
-                "SPEC §5 over the database",
+                "invariants over the database",
                 true,
                 "no seat double-booked, money conserved, one payment per PAID reservation, queue within max-active and FIFO",
             ));

@@ -9,7 +9,7 @@
 //!   sequence (Redis asked through the core's lock driver, then the commit), so no thread
 //!   waits for Redis either. Every request is timed from its intended start, whatever it
 //!   waited for.
-//! - [`Driver::Http`] sends the requests a real client sends (SPEC §4), with at most
+//! - [`Driver::Http`] sends the requests a real client sends (docs/contract.md §HTTP API), with at most
 //!   `--concurrency` in flight over a shared keep-alive connection pool.
 
 use std::sync::Arc;

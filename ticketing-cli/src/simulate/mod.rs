@@ -1,6 +1,6 @@
 //! `ticketing simulate`: runs scenarios with many virtual users against the core (in-process,
-//! one fresh database per strategy) or a running server (`--target URL`), then checks SPEC §5
-//! invariants and the scenario's expectations (SPEC §6).
+//! one fresh database per strategy) or a running server (`--target URL`), then checks the
+//! invariants of docs/contract.md §Invariants and the scenario's expectations (docs/contract.md §Simulator).
 //!
 //! Where things are: [`scenario`] (the TOML format and the shipped scenarios), [`journey`]
 //! (virtual users), [`driver`] (in-process | HTTP), [`metrics`] (the one aggregator that owns

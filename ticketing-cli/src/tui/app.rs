@@ -7,12 +7,14 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ticketing_core::admin::{
-    ConcertSales, DateSales, QueueState, ReservationFilter, ReservationSummary, SeatMapEntry, TokenSummary, WalletView,
+    ConcertSales, DateSales, FoundToken, QueueState, ReservationFilter, ReservationSummary, SeatMapEntry, TokenLookup,
+    TokenSummary, WalletView,
 };
 use ticketing_core::{Money, ReservationStatus, SeatStatus, Timestamp, TokenStatus};
 
 use super::data::Snapshot;
 use super::event::{Action, Event, NewConcertForm, Request, Want};
+use super::view::group;
 
 /// The views, in tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +81,8 @@ pub enum Prompt {
     ConcertFilter,
     /// Jump to a seat number.
     SeatNumber,
-    /// Jump to a queue position.
-    QueuePosition,
+    /// Find a token in the queue: by position, user id or token.
+    QueueFind,
     /// A new max-active.
     MaxActive,
     /// Show one user's reservations.
@@ -95,7 +97,7 @@ impl Prompt {
         match self {
             Prompt::ConcertFilter => "Filter concerts by title",
             Prompt::SeatNumber => "Go to seat (e.g. C7)",
-            Prompt::QueuePosition => "Go to queue position",
+            Prompt::QueueFind => "Find: position (12), user (u42) or token",
             Prompt::MaxActive => "Set max-active to",
             Prompt::ReservationUser => "Show reservations of user id (empty: all users)",
             Prompt::WalletUser => "Open wallet of user id",
@@ -187,6 +189,8 @@ pub struct QueueView {
     pub rows: Option<Result<Vec<TokenSummary>, String>>,
     /// Admissions in the last minute, one sample per refresh, oldest first.
     pub history: VecDeque<u64>,
+    /// A token being looked up (by user or token); the next read answers where it stands.
+    pub find: Option<TokenLookup>,
 }
 
 /// Reservations view state.
@@ -279,6 +283,7 @@ impl App {
                 offset: 0,
                 rows: None,
                 history: VecDeque::new(),
+                find: None,
             },
             reservations: ReservationsView {
                 filter: ReservationFilter::Held,
@@ -304,6 +309,7 @@ impl App {
             tokens: None,
             reservations: None,
             wallet: None,
+            find_token: None,
         };
         match self.tab {
             Tab::Concerts => want.sales = true,
@@ -314,8 +320,20 @@ impl App {
                 want.sales = self.concerts.sales.is_none();
                 want.seat_map = self.seats.option_id;
             }
-            Tab::Queue => want.tokens = Some((self.tokens.status, self.tokens.offset, TOKEN_WINDOW)),
-            Tab::Reservations => want.reservations = Some((self.reservations.filter, RESERVATION_LIMIT)),
+            Tab::Queue => {
+                want.tokens = Some((self.tokens.status, self.tokens.offset, TOKEN_WINDOW));
+                want.find_token = self.tokens.find.clone();
+            }
+            Tab::Reservations => {
+                want.reservations = Some((self.reservations.filter, RESERVATION_LIMIT));
+                // The dates shown come from the sales read: read it when a reservation is of a
+                // date it does not know (a concert added since).
+                want.sales = self.concerts.sales.is_none()
+                    || self
+                        .shown_reservations()
+                        .iter()
+                        .any(|r| self.date_of(r.concert_option_id).is_none());
+            }
             Tab::Wallets => want.wallet = self.wallets.user,
         }
         want
@@ -338,7 +356,9 @@ impl App {
             Event::Resize => Vec::new(),
             Event::Loaded(snapshot) => {
                 self.refreshing = false;
-                self.absorb(*snapshot);
+                if self.absorb(*snapshot) {
+                    return vec![self.refresh()];
+                }
                 // The first read of the seat view picks a date; read its map at once.
                 if self.tab == Tab::Seats && self.seats.option_id.is_none() {
                     if let Some(id) = self.all_dates().first().map(|d| d.date.concert_option_id) {
@@ -376,7 +396,9 @@ impl App {
         }
     }
 
-    fn absorb(&mut self, s: Snapshot) {
+    /// Takes in a read; true when it calls for another read at once (a token found elsewhere
+    /// in the queue than the rows read).
+    fn absorb(&mut self, s: Snapshot) -> bool {
         self.now = Some(s.now);
         self.load_time = Some(s.load_time);
         if let Ok(q) = &s.queue {
@@ -416,6 +438,45 @@ impl App {
                 self.wallets.wallet = Some(wallet);
             }
         }
+        match s.found_token {
+            Some((lookup, found)) if self.tokens.find.as_ref() == Some(&lookup) => {
+                self.tokens.find = None;
+                self.found(&lookup, found)
+            }
+            _ => false,
+        }
+    }
+
+    /// Selects a token found by user or token text; true when its rows must be read.
+    fn found(&mut self, lookup: &TokenLookup, found: Result<Option<FoundToken>, String>) -> bool {
+        let name = match lookup {
+            TokenLookup::User(u) => format!("user {u}"),
+            TokenLookup::Token(t) => format!("token {t}"),
+        };
+        let f = match found {
+            Ok(Some(f)) => f,
+            Ok(None) => {
+                self.set_status(format!("no live token for {name}"), true);
+                return false;
+            }
+            Err(e) => {
+                self.set_status(e, true);
+                return false;
+            }
+        };
+        let text = match f.token.status {
+            TokenStatus::Waiting => format!("{name}: WAITING at position {}", group(f.token.queue_position)),
+            _ => format!("{name}: ACTIVE, row {} of the active list", group(f.index + 1)),
+        };
+        self.set_status(text, false);
+        self.tokens.selected = f.index;
+        if f.token.status != self.tokens.status {
+            self.tokens.status = f.token.status;
+            self.tokens.offset = f.index.saturating_sub(TOKEN_WINDOW / 2);
+            self.tokens.rows = None;
+            return true;
+        }
+        !self.follow_token_window().is_empty()
     }
 
     fn set_status(&mut self, text: impl Into<String>, error: bool) {
@@ -483,6 +544,13 @@ impl App {
         rows.get(usize::try_from(i).ok()?)
     }
 
+    /// The concert title and date of a date id, from the sales read.
+    pub fn date_of(&self, option_id: i64) -> Option<DateRow<'_>> {
+        self.all_dates()
+            .into_iter()
+            .find(|d| d.date.concert_option_id == option_id)
+    }
+
     /// The reservations shown (user filter applied).
     pub fn shown_reservations(&self) -> Vec<&ReservationSummary> {
         let Some(Ok(rows)) = &self.reservations.rows else {
@@ -534,8 +602,13 @@ impl App {
         vec![self.refresh()]
     }
 
-    fn prompt(&mut self, purpose: Prompt, input: String) -> Vec<Request> {
-        self.modal = Some(Modal::Prompt { purpose, input });
+    /// Opens a prompt. It starts empty: what is typed replaces the current value (a prompt
+    /// holding `3` would make a typed `1` mean 31). The current value is on the screen.
+    fn prompt(&mut self, purpose: Prompt) -> Vec<Request> {
+        self.modal = Some(Modal::Prompt {
+            purpose,
+            input: String::new(),
+        });
         Vec::new()
     }
 
@@ -547,7 +620,7 @@ impl App {
     fn concerts_key(&mut self, key: KeyEvent) -> Vec<Request> {
         let n = self.concert_rows().len();
         match key.code {
-            KeyCode::Char('/') => return self.prompt(Prompt::ConcertFilter, self.concerts.filter.clone()),
+            KeyCode::Char('/') => return self.prompt(Prompt::ConcertFilter),
             KeyCode::Char('a') => {
                 self.modal = Some(Modal::AddConcert(ConcertForm::default()));
             }
@@ -595,7 +668,7 @@ impl App {
                 self.open_seat_map(dates[next]);
                 return vec![self.refresh()];
             }
-            KeyCode::Char('/') => return self.prompt(Prompt::SeatNumber, String::new()),
+            KeyCode::Char('/') => return self.prompt(Prompt::SeatNumber),
             KeyCode::Enter | KeyCode::Char('r') => {
                 let Some(seat) = self.seat_list().get(self.seats.cursor) else {
                     return Vec::new();
@@ -634,13 +707,7 @@ impl App {
                     Action::SetPaused(true),
                 );
             }
-            KeyCode::Char('m') => {
-                let current = match &self.queue {
-                    Some(Ok(q)) => q.max_active.to_string(),
-                    _ => String::new(),
-                };
-                return self.prompt(Prompt::MaxActive, current);
-            }
+            KeyCode::Char('m') => return self.prompt(Prompt::MaxActive),
             KeyCode::Char('x') | KeyCode::Delete => {
                 let Some(t) = self.selected_token() else {
                     self.set_status("no token selected", true);
@@ -661,7 +728,7 @@ impl App {
                 self.tokens.rows = None;
                 return vec![self.refresh()];
             }
-            KeyCode::Char('/') => return self.prompt(Prompt::QueuePosition, String::new()),
+            KeyCode::Char('/') => return self.prompt(Prompt::QueueFind),
             _ => {
                 let total = self.token_total();
                 self.tokens.selected = move_in_u64(self.tokens.selected, total, key.code, 1, 20);
@@ -695,10 +762,7 @@ impl App {
                 self.reservations.rows = None;
                 return vec![self.refresh()];
             }
-            KeyCode::Char('/') => {
-                let current = self.reservations.user.map(|u| u.to_string()).unwrap_or_default();
-                return self.prompt(Prompt::ReservationUser, current);
-            }
+            KeyCode::Char('/') => return self.prompt(Prompt::ReservationUser),
             KeyCode::Enter | KeyCode::Char('r') => {
                 let Some(r) = self.shown_reservations().get(self.reservations.selected).copied() else {
                     return Vec::new();
@@ -726,10 +790,7 @@ impl App {
             _ => 0,
         };
         match key.code {
-            KeyCode::Char('/') | KeyCode::Enter => {
-                let current = self.wallets.user.map(|u| u.to_string()).unwrap_or_default();
-                return self.prompt(Prompt::WalletUser, current);
-            }
+            KeyCode::Char('/') | KeyCode::Enter => return self.prompt(Prompt::WalletUser),
             _ => self.wallets.scroll = move_in(self.wallets.scroll, n, key.code, 1, 20),
         }
         Vec::new()
@@ -842,13 +903,22 @@ impl App {
                 }
                 Vec::new()
             }
-            Prompt::QueuePosition => match input.parse::<u64>() {
-                Ok(p) if p >= 1 => {
+            Prompt::QueueFind => match queue_query(input) {
+                Ok(QueueQuery::Position(p)) => {
+                    if self.tokens.status != TokenStatus::Waiting {
+                        self.tokens.status = TokenStatus::Waiting;
+                        self.tokens.rows = None;
+                    }
                     self.tokens.selected = (p - 1).min(self.token_total().saturating_sub(1));
-                    self.follow_token_window()
+                    self.tokens.offset = self.tokens.selected.saturating_sub(TOKEN_WINDOW / 2);
+                    vec![self.refresh()]
                 }
-                _ => {
-                    self.set_status(format!("`{input}` is not a queue position (1 or more)"), true);
+                Ok(QueueQuery::Find(lookup)) => {
+                    self.tokens.find = Some(lookup);
+                    vec![self.refresh()]
+                }
+                Err(e) => {
+                    self.set_status(e, true);
                     Vec::new()
                 }
             },
@@ -884,6 +954,38 @@ impl App {
                 }
             },
         }
+    }
+}
+
+/// What the queue view's search asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum QueueQuery {
+    /// A 1-based place among the waiting.
+    Position(u64),
+    /// A user's live token, or a token by its text.
+    Find(TokenLookup),
+}
+
+/// `12` is a position, `u42` (or `user 42`) a user id, a UUID a token.
+fn queue_query(input: &str) -> Result<QueueQuery, String> {
+    let lower = input.to_ascii_lowercase();
+    if let Some(user) = lower.strip_prefix("user").or_else(|| lower.strip_prefix('u')) {
+        if let Ok(u) = user.trim().parse::<i64>() {
+            return match u {
+                1.. => Ok(QueueQuery::Find(TokenLookup::User(u))),
+                _ => Err(format!("`{input}`: a user id is 1 or more")),
+            };
+        }
+    }
+    if let Ok(p) = input.parse::<u64>() {
+        return match p {
+            1.. => Ok(QueueQuery::Position(p)),
+            0 => Err("positions start at 1".into()),
+        };
+    }
+    match uuid::Uuid::try_parse(input) {
+        Ok(_) => Ok(QueueQuery::Find(TokenLookup::Token(input.to_string()))),
+        Err(_) => Err(format!("`{input}` is not a position (12), a user (u42) or a token")),
     }
 }
 

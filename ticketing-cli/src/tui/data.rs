@@ -3,7 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use ticketing_core::admin::{ConcertSales, QueueState, ReservationSummary, SeatMapEntry, TokenSummary, WalletView};
+use ticketing_core::admin::{
+    ConcertSales, FoundToken, QueueState, ReservationSummary, SeatMapEntry, TokenLookup, TokenSummary, WalletView,
+};
 use ticketing_core::{Config, Ticketing, Timestamp, TokenStatus};
 
 use super::event::{Action, Event, Request, Want};
@@ -27,6 +29,8 @@ pub struct Snapshot {
     pub reservations: Option<Result<Vec<ReservationSummary>, String>>,
     /// A wallet.
     pub wallet: Option<(i64, Result<WalletView, String>)>,
+    /// A token searched for, and where it stands (`None`: no live token by that name).
+    pub found_token: Option<(TokenLookup, Result<Option<FoundToken>, String>)>,
 }
 
 /// Reads everything `want` asks for.
@@ -43,6 +47,10 @@ pub fn load(t: &Ticketing, want: &Want) -> Snapshot {
         .reservations
         .map(|(filter, limit)| t.reservations(filter, limit).map_err(text));
     let wallet = want.wallet.map(|user| (user, t.wallet(user).map_err(text)));
+    let found_token = want
+        .find_token
+        .clone()
+        .map(|lookup| (lookup.clone(), t.find_live_token(&lookup).map_err(text)));
     Snapshot {
         now: t.now(),
         load_time: started.elapsed(),
@@ -52,6 +60,7 @@ pub fn load(t: &Ticketing, want: &Want) -> Snapshot {
         tokens,
         reservations,
         wallet,
+        found_token,
     }
 }
 

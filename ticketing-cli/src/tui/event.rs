@@ -5,7 +5,7 @@
 //! tests run them inline. Either way the answer comes back as an [`Event`].
 
 use crossterm::event::KeyEvent;
-use ticketing_core::admin::{NewConcert, ReservationFilter};
+use ticketing_core::admin::{NewConcert, ReservationFilter, TokenLookup};
 use ticketing_core::TokenStatus;
 
 use super::data::Snapshot;
@@ -47,6 +47,8 @@ pub struct Want {
     pub reservations: Option<(ReservationFilter, u64)>,
     /// A wallet and its ledger.
     pub wallet: Option<i64>,
+    /// Where a live token stands in the queue lists (the queue view's search).
+    pub find_token: Option<TokenLookup>,
 }
 
 /// An operator action; each one is also a `ticketing admin` subcommand (see `docs/tui.md`).

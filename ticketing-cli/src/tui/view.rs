@@ -3,7 +3,7 @@
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, Tabs, Widget, Wrap};
 use ticketing_core::admin::ReservationFilter;
@@ -29,7 +29,7 @@ impl Widget for &App {
         }
         status_line(self, bottom, buf);
         if let Some(modal) = &self.modal {
-            draw_modal(modal, area, buf);
+            draw_modal(modal, self.tab, area, buf);
         }
     }
 }
@@ -37,35 +37,71 @@ impl Widget for &App {
 // ----- frame parts ---------------------------------------------------------------------------
 
 fn header(app: &App, area: Rect, buf: &mut Buffer) {
-    let titles = Tab::ALL
-        .iter()
-        .enumerate()
-        .map(|(i, t)| format!("{} {}", i + 1, t.title()));
     let selected = Tab::ALL.iter().position(|t| *t == app.tab).unwrap_or(0);
-    let summary = match &app.queue {
+    let red = Style::new().bg(Color::Red).fg(Color::White);
+    // The queue summary in falling order of length; the tab bar is never overwritten, so a
+    // narrow terminal gets a shorter summary (or none) instead.
+    let summaries: Vec<Line<'static>> = match &app.queue {
         Some(Ok(q)) => {
-            let mut spans = vec![Span::raw(format!(
-                "waiting {} · active {}/{} ",
-                group(q.waiting),
-                q.active,
-                q.max_active
-            ))];
-            if q.paused {
-                spans.push(Span::styled(" PAUSED ", Style::new().bg(Color::Red).fg(Color::White)));
-            }
-            Line::from(spans)
+            let with_badge = |text: String| {
+                let mut spans = vec![Span::raw(text)];
+                if q.paused {
+                    spans.push(Span::styled(" PAUSED ", red));
+                }
+                Line::from(spans)
+            };
+            vec![
+                with_badge(format!(
+                    "waiting {} · active {}/{} ",
+                    group(q.waiting),
+                    q.active,
+                    q.max_active
+                )),
+                with_badge(format!(
+                    "wait {} · act {}/{} ",
+                    group(q.waiting),
+                    q.active,
+                    q.max_active
+                )),
+                with_badge(String::new()),
+            ]
         }
-        Some(Err(e)) => Line::from(Span::styled(format!("queue: {e}"), Style::new().fg(Color::Red))),
-        None => Line::from("reading…"),
+        Some(Err(e)) => vec![
+            Line::styled(format!("queue: {e}"), Style::new().fg(Color::Red)),
+            Line::styled("queue: error", Style::new().fg(Color::Red)),
+        ],
+        None => vec![Line::from("reading…"), Line::default()],
     };
-    let w = u16::try_from(summary.width()).unwrap_or(u16::MAX).min(area.width / 2);
+    let titles = |padded: bool| {
+        Tab::ALL.iter().enumerate().map(move |(i, t)| {
+            let text = format!("{} {}", i + 1, t.title());
+            if padded {
+                format!(" {text} ")
+            } else {
+                text
+            }
+        })
+    };
+    let tabs_width = |padded: bool| {
+        let names: usize = titles(padded).map(|t| t.chars().count()).sum();
+        names + Tab::ALL.len() - 1
+    };
+    let layouts = summaries
+        .iter()
+        .flat_map(|summary| [true, false].map(|padded| (padded, summary)));
+    let (padded, summary) = layouts
+        .clone()
+        .find(|(padded, summary)| tabs_width(*padded) + summary.width() <= usize::from(area.width))
+        .unwrap_or_else(|| layouts.last().unwrap_or((false, &summaries[0])));
+    let w = u16::try_from(summary.width()).unwrap_or(u16::MAX).min(area.width);
     let [tabs_area, summary_area] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(w)]).areas(area);
-    Tabs::new(titles)
+    Tabs::new(titles(padded))
         .select(selected)
+        .padding("", "")
         .highlight_style(Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD))
         .divider("│")
         .render(tabs_area, buf);
-    summary.right_aligned().render(summary_area, buf);
+    summary.clone().right_aligned().render(summary_area, buf);
 }
 
 fn status_line(app: &App, area: Rect, buf: &mut Buffer) {
@@ -78,7 +114,14 @@ fn status_line(app: &App, area: Rect, buf: &mut Buffer) {
         right.push(format!("read {:>4} ms", d.as_millis()));
     }
     right.push("? keys · q quit".into());
-    let right = Line::from(right.join(" · ")).style(DIM).right_aligned();
+    // The message on the left matters more than the clock on the right: the right part gives
+    // up its parts, oldest first, until the message fits.
+    let message = app.status.as_ref().map_or(0, |s| s.text.chars().count() + 1);
+    let right = (0..right.len())
+        .map(|skip| right[skip..].join(" · "))
+        .find(|text| text.chars().count() + message <= usize::from(area.width))
+        .unwrap_or_else(|| "? keys".into());
+    let right = Line::from(right).style(DIM).right_aligned();
     let w = u16::try_from(right.width()).unwrap_or(u16::MAX).min(area.width);
     let [left_area, right_area] = Layout::horizontal([Constraint::Fill(1), Constraint::Length(w)]).areas(area);
     if let Some(s) = &app.status {
@@ -100,6 +143,112 @@ fn window(selected: usize, n: usize, height: usize) -> std::ops::Range<usize> {
     }
     let top = selected / height * height;
     top..(top + height).min(n)
+}
+
+/// The first of `variants` (longest first) that fits a block `width` wide, between its
+/// corners; else the last one, which the block cuts.
+fn fit(variants: &[String], width: u16) -> String {
+    let room = usize::from(width.saturating_sub(2));
+    variants
+        .iter()
+        .find(|v| v.chars().count() <= room)
+        .or(variants.last())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A table column: its header and when it goes as the table narrows (`drop` 0 never; the
+/// highest goes first). A `fill` column takes the room left, at least its header's width.
+struct Col {
+    header: &'static str,
+    drop: u8,
+    fill: bool,
+}
+
+const fn col(header: &'static str, drop: u8) -> Col {
+    Col {
+        header,
+        drop,
+        fill: false,
+    }
+}
+
+/// Which columns of `cols` fit `width` (columns are as wide as their widest text, one space
+/// apart), dropping the highest-ranked ones first, and their constraints. Numbers are never
+/// cut: a column that does not fit whole is dropped.
+fn fit_columns(cols: &[Col], rows: &[Vec<Line<'static>>], width: u16) -> (Vec<usize>, Vec<Constraint>) {
+    let natural: Vec<usize> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let header = c.header.chars().count();
+            if c.fill {
+                // Text (a title) may be cut at its end; it needs only a recognisable start.
+                return header.max(12);
+            }
+            let widest = rows.iter().filter_map(|r| r.get(i)).map(Line::width).max().unwrap_or(0);
+            widest.max(header)
+        })
+        .collect();
+    let mut keep: Vec<usize> = (0..cols.len()).collect();
+    let total = |keep: &[usize]| keep.iter().map(|&i| natural[i]).sum::<usize>() + keep.len().saturating_sub(1);
+    while total(&keep) > usize::from(width) {
+        let Some(pos) = (0..keep.len())
+            .filter(|&p| cols[keep[p]].drop > 0)
+            .max_by_key(|&p| (cols[keep[p]].drop, p))
+        else {
+            break;
+        };
+        keep.remove(pos);
+    }
+    let constraints = keep
+        .iter()
+        .map(|&i| {
+            let w = u16::try_from(natural[i]).unwrap_or(u16::MAX);
+            if cols[i].fill {
+                Constraint::Min(w)
+            } else {
+                Constraint::Length(w)
+            }
+        })
+        .collect();
+    (keep, constraints)
+}
+
+/// A table of `rows` (one [`Line`] per column of `cols`) fitted to the inner width of `area`
+/// (see [`fit_columns`]); row `selected` (an index into `rows`) is drawn reversed.
+fn fitted_table(
+    cols: &[Col],
+    rows: Vec<Vec<Line<'static>>>,
+    selected: Option<usize>,
+    block: Block<'static>,
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    let (keep, constraints) = fit_columns(cols, &rows, block.inner(area).width);
+    let pick = |cells: &[Line<'static>]| -> Vec<Cell<'static>> {
+        keep.iter()
+            .map(|&i| Cell::from(cells.get(i).cloned().unwrap_or_default()))
+            .collect()
+    };
+    let header: Vec<Line<'static>> = cols.iter().map(|c| Line::from(c.header)).collect();
+    let table_rows = rows.iter().enumerate().map(|(i, cells)| {
+        let row = Row::new(pick(cells));
+        if Some(i) == selected {
+            row.style(SELECTED)
+        } else {
+            row
+        }
+    });
+    Table::new(table_rows, constraints)
+        .header(Row::new(pick(&header)).style(HEADER))
+        .block(block)
+        .render(area, buf);
+}
+
+/// Text aligned right in its cell (numbers).
+fn right(text: String) -> Line<'static> {
+    Line::from(text).right_aligned()
 }
 
 fn loading_or_error(err: Option<&String>, area: Rect, buf: &mut Buffer, block: Block<'_>) {
@@ -129,21 +278,40 @@ fn concerts(app: &App, area: Rect, buf: &mut Buffer) {
         seats += u64::from(d.seats);
         revenue += d.revenue.cents();
     }
-    let mut title = format!(
-        " Concerts and dates — {} concerts, {} dates · sold {} of {} · held {} · revenue {} ",
-        sales.len(),
-        sales.iter().map(|c| c.dates.len()).sum::<usize>(),
+    let filter = if app.concerts.filter.is_empty() {
+        String::new()
+    } else {
+        format!("· title contains \"{}\" ", app.concerts.filter)
+    };
+    let (sold, seats, held, revenue) = (
         group(sold),
         group(seats),
         group(held),
-        money(Money::from_cents(revenue))
+        money(Money::from_cents(revenue)),
     );
-    if !app.concerts.filter.is_empty() {
-        title.push_str(&format!("· title contains \"{}\" ", app.concerts.filter));
-    }
+    let title = fit(
+        &[
+            format!(
+                " Concerts and dates — {} concerts, {} dates · sold {sold} of {seats} · held {held} · revenue {revenue} {filter}",
+                sales.len(),
+                sales.iter().map(|c| c.dates.len()).sum::<usize>(),
+            ),
+            format!(" Concerts — sold {sold} of {seats} · held {held} · revenue {revenue} {filter}"),
+            format!(" Concerts — sold {sold} · revenue {revenue} {filter}"),
+            format!(" Concerts {filter}"),
+        ],
+        area.width,
+    );
+    let keys = fit(
+        &[
+            " Enter seat map · a add concert · / filter ".into(),
+            " Enter seats · a add · / filter ".into(),
+        ],
+        area.width,
+    );
     let block = Block::bordered()
         .title(title)
-        .title_bottom(Line::from(" Enter seat map · a add concert · / filter ").right_aligned());
+        .title_bottom(Line::from(keys).right_aligned());
     if rows.is_empty() {
         let text = if sales.is_empty() {
             "No concerts yet. Press a to add one."
@@ -154,63 +322,49 @@ fn concerts(app: &App, area: Rect, buf: &mut Buffer) {
     }
     let inner_h = usize::from(block.inner(area).height.saturating_sub(1));
     let shown = window(app.concerts.selected, rows.len(), inner_h);
-    let table_rows = rows[shown.clone()].iter().enumerate().map(|(i, r)| {
-        let d = r.date;
-        let title = if r.first || i == 0 {
-            format!("{} {}", r.concert.concert_id, r.concert.title)
-        } else {
-            String::new()
-        };
-        let row = Row::new(vec![
-            Cell::from(title),
-            Cell::from(d.concert_date.clone()),
-            Cell::from(Line::from(d.concert_option_id.to_string()).right_aligned()),
-            Cell::from(Line::from(money(d.price)).right_aligned()),
-            Cell::from(Line::from(group(u64::from(d.seats))).right_aligned()),
-            Cell::from(Line::from(group(u64::from(d.sold))).right_aligned()).fg(Color::Red),
-            Cell::from(Line::from(group(u64::from(d.held))).right_aligned()).fg(Color::Yellow),
-            Cell::from(Line::from(group(u64::from(d.available))).right_aligned()).fg(Color::Green),
-            Cell::from(bar(d.sold, d.held, d.seats)),
-            Cell::from(Line::from(money(d.revenue)).right_aligned()),
-        ]);
-        if shown.start + i == app.concerts.selected {
-            row.style(SELECTED)
-        } else {
-            row
-        }
-    });
-    Table::new(
-        table_rows,
-        [
-            Constraint::Fill(1),
-            Constraint::Length(10),
-            Constraint::Length(6),
-            Constraint::Length(14),
-            Constraint::Length(6),
-            Constraint::Length(6),
-            Constraint::Length(6),
-            Constraint::Length(9),
-            Constraint::Length(16),
-            Constraint::Length(17),
-        ],
-    )
-    .header(
-        Row::new([
-            "Concert",
-            "Date",
-            "Id",
-            "Price",
-            "Seats",
-            "Sold",
-            "Held",
-            "Available",
-            "Sold/held",
-            "Revenue",
-        ])
-        .style(HEADER),
-    )
-    .block(block)
-    .render(area, buf);
+    let table_rows = rows[shown.clone()]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let d = r.date;
+            let title = if r.first || i == 0 {
+                format!("{} {}", r.concert.concert_id, r.concert.title)
+            } else {
+                String::new()
+            };
+            let count = |n: u32, color: Color| right(group(u64::from(n))).style(Style::new().fg(color));
+            vec![
+                Line::from(title),
+                Line::from(d.concert_date.clone()),
+                right(d.concert_option_id.to_string()),
+                right(money(d.price)),
+                right(group(u64::from(d.seats))),
+                count(d.sold, Color::Red),
+                count(d.held, Color::Yellow),
+                count(d.available, Color::Green),
+                bar(d.sold, d.held, d.seats),
+                right(money(d.revenue)),
+            ]
+        })
+        .collect();
+    const COLS: [Col; 10] = [
+        Col {
+            header: "Concert",
+            drop: 0,
+            fill: true,
+        },
+        col("Date", 0),
+        col("Id", 7),
+        col("Price", 1),
+        col("Seats", 2),
+        col("Sold", 0),
+        col("Held", 5),
+        col("Available", 4),
+        col("Sold/held", 8),
+        col("Revenue", 3),
+    ];
+    let selected = app.concerts.selected.checked_sub(shown.start);
+    fitted_table(&COLS, table_rows, selected, block, area, buf);
 }
 
 /// `█` sold, `▒` held, `·` available, ten cells, then the sold percentage.
@@ -253,42 +407,69 @@ fn seats(app: &App, area: Rect, buf: &mut Buffer) {
         .seats
         .option_id
         .and_then(|id| dates.iter().position(|d| d.date.concert_option_id == id));
+    let list = app.seat_list();
+    let side_w = 34;
+    let num_w = list.iter().map(|s| s.seat_number.len()).max().unwrap_or(3);
+    // Ten seats a row. A cell shows the seat number and, when there is room, its hold
+    // countdown; in a narrow terminal it shows the number only (the colour tells the status,
+    // the side panel or the bottom line the selected seat's details).
+    let grid_w = |cell_w: usize| u16::try_from(cell_w * 10 + 9 + 2).unwrap_or(u16::MAX);
+    let (cell_w, side) = [(num_w + 5, true), (num_w, true), (num_w + 5, false), (num_w, false)]
+        .into_iter()
+        .find(|&(cell_w, side)| grid_w(cell_w) + if side { side_w } else { 0 } <= area.width)
+        .unwrap_or((num_w, false));
+    let [grid_area, side_area] = if side {
+        Layout::horizontal([Constraint::Length(grid_w(cell_w)), Constraint::Fill(1)]).areas(area)
+    } else {
+        [area, Rect::default()]
+    };
     let title = match here.map(|i| dates[i]) {
-        Some(d) => format!(
-            " Seats — {} · {} (date {}, {} of {}) · {} each ",
-            d.concert.title,
-            d.date.concert_date,
-            d.date.concert_option_id,
-            here.map_or(0, |i| i + 1),
-            dates.len(),
-            money(d.date.price)
-        ),
+        Some(d) => {
+            let (name, date, price) = (&d.concert.title, &d.date.concert_date, money(d.date.price));
+            let (id, at) = (d.date.concert_option_id, here.map_or(0, |i| i + 1));
+            fit(
+                &[
+                    format!(
+                        " Seats — {name} · {date} (date {id}, {at} of {}) · {price} each ",
+                        dates.len()
+                    ),
+                    format!(" {date} · {name} · {price} each "),
+                    format!(" {date} · {name} "),
+                    format!(" {date} · {price} each "),
+                    format!(" {date} "),
+                ],
+                grid_area.width,
+            )
+        }
         None => match app.seats.option_id {
             Some(id) => format!(" Seats — date {id} "),
             None => " Seats ".into(),
         },
     };
-    let list = app.seat_list();
-    let side_w = 34;
-    let num_w = list.iter().map(|s| s.seat_number.len()).max().unwrap_or(3);
-    let cell_w = num_w + 5;
-    let grid_w = u16::try_from(cell_w * 10 + 9 + 2).unwrap_or(u16::MAX);
-    let [grid_area, side_area] = if area.width >= grid_w + side_w {
-        Layout::horizontal([Constraint::Length(grid_w), Constraint::Fill(1)]).areas(area)
-    } else {
-        [area, Rect::default()]
-    };
     let rows_total = list.len().div_ceil(10);
     let inner_h = usize::from(grid_area.height.saturating_sub(2));
     let shown = window(app.seats.cursor / 10, rows_total, inner_h);
-    let block = Block::bordered().title(title).title_bottom(
-        Line::from(if rows_total > 0 {
-            format!(" rows {}–{} of {} ", shown.start + 1, shown.end, rows_total)
-        } else {
-            String::new()
-        })
-        .right_aligned(),
-    );
+    let now = app.now.unwrap_or(Timestamp(0));
+    let mut bottom = String::new();
+    if !side {
+        // No side panel: the selected seat on the bottom line.
+        if let Some(seat) = list.get(app.seats.cursor) {
+            bottom.push_str(&format!(" {} {}", seat.seat_number, seat.status));
+            if let Some(until) = seat.held_until {
+                bottom.push_str(&format!(" {}", left(now, until)));
+            }
+            if let Some(u) = seat.user_id {
+                bottom.push_str(&format!(" · user {u}"));
+            }
+            bottom.push_str(" ·");
+        }
+    }
+    if rows_total > 0 {
+        bottom.push_str(&format!(" rows {}–{} of {} ", shown.start + 1, shown.end, rows_total));
+    }
+    let block = Block::bordered()
+        .title(title)
+        .title_bottom(Line::from(bottom).right_aligned());
     if app.seats.option_id.is_none() || app.seats.map.is_none() || matches!(app.seats.map, Some(Err(_))) {
         let err = match &app.seats.map {
             Some(Err(e)) => Some(e.clone()),
@@ -299,7 +480,6 @@ fn seats(app: &App, area: Rect, buf: &mut Buffer) {
     } else {
         let inner = block.inner(grid_area);
         block.render(grid_area, buf);
-        let now = app.now.unwrap_or(Timestamp(0));
         for (line, row) in shown.clone().enumerate() {
             let y = inner.y + u16::try_from(line).unwrap_or(0);
             for col in 0..10 {
@@ -310,7 +490,12 @@ fn seats(app: &App, area: Rect, buf: &mut Buffer) {
                     (SeatStatus::Sold, _) => "sold".into(),
                     _ => String::new(),
                 };
-                let text = format!("{:<num_w$}{:>5}", seat.seat_number, extra);
+                let extra_w = cell_w - num_w;
+                let text = if extra_w == 0 {
+                    format!("{:<num_w$}", seat.seat_number)
+                } else {
+                    format!("{:<num_w$}{:>extra_w$}", seat.seat_number, extra)
+                };
                 let mut style = seat_style(seat.status);
                 if i == app.seats.cursor {
                     style = style.add_modifier(Modifier::REVERSED | Modifier::BOLD);
@@ -411,7 +596,14 @@ fn queue(app: &App, area: Rect, buf: &mut Buffer) {
         Some(Err(e)) => loading_or_error(Some(e), stats_area, buf, stats_block),
         None => loading_or_error(None, stats_area, buf, stats_block),
     }
-    let spark_block = Block::bordered().title(" Admissions in the last minute, one sample per refresh ");
+    let spark_block = Block::bordered().title(fit(
+        &[
+            " Admissions in the last minute, one sample per refresh ".into(),
+            " Admissions in the last minute ".into(),
+            " Admitted/min ".into(),
+        ],
+        spark_area.width,
+    ));
     let w = usize::from(spark_block.inner(spark_area).width);
     let h = &app.tokens.history;
     let data: Vec<u64> = h.iter().skip(h.len().saturating_sub(w)).copied().collect();
@@ -430,14 +622,17 @@ fn tokens_table(app: &App, area: Rect, buf: &mut Buffer) {
         TokenStatus::Active => ("Active", "waiting"),
         _ => ("Waiting", "active"),
     };
+    let keys = fit(
+        &[
+            format!(" w show {other} · x expire · p pause/resume · m max-active · s sweep · / find "),
+            format!(" w {other} · x expire · p pause · m max-active · s sweep · / find "),
+            " ? keys ".into(),
+        ],
+        area.width,
+    );
     let block = Block::bordered()
         .title(format!(" {label} tokens — {} ", group(total)))
-        .title_bottom(
-            Line::from(format!(
-                " w show {other} · x expire · p pause/resume · m max-active · s sweep · / position "
-            ))
-            .right_aligned(),
-        );
+        .title_bottom(Line::from(keys).right_aligned());
     if let Some(Err(e)) = &app.tokens.rows {
         return loading_or_error(Some(e), area, buf, block);
     }
@@ -454,51 +649,54 @@ fn tokens_table(app: &App, area: Rect, buf: &mut Buffer) {
         .checked_div(inner_h)
         .map_or(0, |page| page * inner_h);
     let end = (top + inner_h).min(total);
-    let table_rows = (top..end).map(|i| {
-        let row = match i
-            .checked_sub(app.tokens.offset)
-            .and_then(|j| rows.get(usize::try_from(j).ok()?))
-        {
-            Some(t) => Row::new(vec![
-                Cell::from(
-                    Line::from(if t.queue_position > 0 {
-                        group(t.queue_position)
-                    } else {
-                        "—".into()
-                    })
-                    .right_aligned(),
-                ),
-                Cell::from(t.token.clone()),
-                Cell::from(Line::from(t.user_id.to_string()).right_aligned()),
-                Cell::from(t.status.as_str()),
-                Cell::from(clock(t.issued_at)),
-                Cell::from(Line::from(left(now, t.expires_at)).right_aligned()),
-            ]),
-            None => Row::new(vec![
-                Cell::from(Line::from(group(i + 1)).right_aligned()),
-                Cell::from("…").style(DIM),
-            ]),
-        };
-        if i == app.tokens.selected {
-            row.style(SELECTED)
-        } else {
-            row
-        }
-    });
-    Table::new(
-        table_rows,
-        [
-            Constraint::Length(9),
-            Constraint::Length(36),
-            Constraint::Length(10),
-            Constraint::Length(8),
-            Constraint::Length(8),
-            Constraint::Length(10),
-        ],
-    )
-    .header(Row::new(["Position", "Token", "User", "Status", "Issued", "Expires in"]).style(HEADER))
-    .block(block)
-    .render(area, buf);
+    // A whole token when it fits (operators copy it); else its first 8 characters.
+    let table = |short: bool| -> Vec<Vec<Line<'static>>> {
+        (top..end)
+            .map(|i| {
+                match i
+                    .checked_sub(app.tokens.offset)
+                    .and_then(|j| rows.get(usize::try_from(j).ok()?))
+                {
+                    Some(t) => vec![
+                        right(if t.queue_position > 0 {
+                            group(t.queue_position)
+                        } else {
+                            "—".into()
+                        }),
+                        Line::from(if short {
+                            format!("{}…", t.token.get(..8).unwrap_or(&t.token))
+                        } else {
+                            t.token.clone()
+                        }),
+                        right(t.user_id.to_string()),
+                        Line::from(t.status.as_str()),
+                        Line::from(clock(t.issued_at)),
+                        right(left(now, t.expires_at)),
+                    ],
+                    None => vec![right(group(i + 1)), Line::styled("…", DIM)],
+                }
+            })
+            .collect()
+    };
+    let mut cols = [
+        col("Position", 0),
+        col("Token", 4),
+        col("User", 0),
+        col("Status", 3),
+        col("Issued", 5),
+        col("Expires in", 2),
+    ];
+    let mut table_rows = table(false);
+    if !fit_columns(&cols, &table_rows, block.inner(area).width).0.contains(&1) {
+        cols[1].drop = 0;
+        table_rows = table(true);
+    }
+    let selected = app
+        .tokens
+        .selected
+        .checked_sub(top)
+        .and_then(|i| usize::try_from(i).ok());
+    fitted_table(&cols, table_rows, selected, block, area, buf);
 }
 
 // ----- reservations --------------------------------------------------------------------------
@@ -532,61 +730,54 @@ fn reservations(app: &App, area: Rect, buf: &mut Buffer) {
     let now = app.now.unwrap_or(Timestamp(0));
     let inner_h = usize::from(block.inner(area).height.saturating_sub(1));
     let shown = window(app.reservations.selected, list.len(), inner_h);
-    let rows = list[shown.clone()].iter().enumerate().map(|(i, r)| {
-        let status_style = match r.status {
-            ReservationStatus::Held => Style::new().fg(Color::Yellow),
-            ReservationStatus::Paid => Style::new().fg(Color::Red),
-            _ => DIM,
-        };
-        let time_left = if r.status == ReservationStatus::Held {
-            left(now, r.held_until)
-        } else {
-            String::new()
-        };
-        let row = Row::new(vec![
-            Cell::from(Line::from(r.reservation_id.to_string()).right_aligned()),
-            Cell::from(Line::from(r.user_id.to_string()).right_aligned()),
-            Cell::from(Line::from(r.concert_option_id.to_string()).right_aligned()),
-            Cell::from(r.seat_number.clone()),
-            Cell::from(r.status.as_str()).style(status_style),
-            Cell::from(clock(r.held_until)),
-            Cell::from(Line::from(time_left).right_aligned()),
-            Cell::from(Line::from(money(r.price)).right_aligned()),
-        ]);
-        if shown.start + i == app.reservations.selected {
-            row.style(SELECTED)
-        } else {
-            row
-        }
-    });
-    Table::new(
-        rows,
-        [
-            Constraint::Length(12),
-            Constraint::Length(10),
-            Constraint::Length(6),
-            Constraint::Length(6),
-            Constraint::Length(10),
-            Constraint::Length(10),
-            Constraint::Length(9),
-            Constraint::Length(14),
-        ],
-    )
-    .header(
-        Row::new([
-            "Reservation",
-            "User",
-            "Date",
-            "Seat",
-            "Status",
-            "Held until",
-            "Time left",
-            "Price",
-        ])
-        .style(HEADER),
-    )
-    .block(block)
-    .render(area, buf);
+    let rows = list[shown.clone()]
+        .iter()
+        .map(|r| {
+            let status_style = match r.status {
+                ReservationStatus::Held => Style::new().fg(Color::Yellow),
+                ReservationStatus::Paid => Style::new().fg(Color::Red),
+                _ => DIM,
+            };
+            let time_left = if r.status == ReservationStatus::Held {
+                left(now, r.held_until)
+            } else {
+                String::new()
+            };
+            // The date as the operator knows it; its id only until the sales read has it.
+            let (concert, date) = match app.date_of(r.concert_option_id) {
+                Some(d) => (d.concert.title.clone(), d.date.concert_date.clone()),
+                None => (String::new(), format!("date {}", r.concert_option_id)),
+            };
+            vec![
+                right(r.reservation_id.to_string()),
+                right(r.user_id.to_string()),
+                Line::from(concert),
+                Line::from(date),
+                Line::from(r.seat_number.clone()),
+                Line::styled(r.status.as_str(), status_style),
+                Line::from(clock(r.held_until)),
+                right(time_left),
+                right(money(r.price)),
+            ]
+        })
+        .collect();
+    const COLS: [Col; 9] = [
+        col("Reservation", 0),
+        col("User", 0),
+        Col {
+            header: "Concert",
+            drop: 5,
+            fill: true,
+        },
+        col("Date", 0),
+        col("Seat", 0),
+        col("Status", 2),
+        col("Held until", 4),
+        col("Time left", 3),
+        col("Price", 1),
+    ];
+    let selected = app.reservations.selected.checked_sub(shown.start);
+    fitted_table(&COLS, rows, selected, block, area, buf);
 }
 
 // ----- wallets -------------------------------------------------------------------------------
@@ -605,12 +796,17 @@ fn wallets(app: &App, area: Rect, buf: &mut Buffer) {
         };
         return loading_or_error(err, area, buf, block);
     };
+    let (balance, entries) = (money(w.balance), group(w.ledger.len() as u64));
+    let title = fit(
+        &[
+            format!(" Wallet of user {user} — balance {balance} · {entries} ledger entries "),
+            format!(" User {user} — balance {balance} · {entries} entries "),
+            format!(" User {user} — balance {balance} "),
+        ],
+        area.width,
+    );
     let block = Block::bordered()
-        .title(format!(
-            " Wallet of user {user} — balance {} · {} ledger entries ",
-            money(w.balance),
-            group(w.ledger.len() as u64)
-        ))
+        .title(title)
         .title_bottom(Line::from(" / another user · ↑↓ scroll ").right_aligned());
     if w.ledger.is_empty() {
         return Paragraph::new(Line::styled("No ledger entries: this user has never charged.", DIM))
@@ -621,38 +817,32 @@ fn wallets(app: &App, area: Rect, buf: &mut Buffer) {
     let n = w.ledger.len();
     let shown = window(app.wallets.scroll, n, inner_h);
     // Newest first: row k of the table is entry n-1-k.
-    let rows = shown.clone().map(|k| {
-        let e = &w.ledger[n - 1 - k];
-        let (sign, style) = match e.kind {
-            LedgerKind::Charge => ("+", Style::new().fg(Color::Green)),
-            _ => ("−", Style::new().fg(Color::Red)),
-        };
-        let row = Row::new(vec![
-            Cell::from(Line::from((n - k).to_string()).right_aligned()),
-            Cell::from(e.at.to_rfc3339()),
-            Cell::from(e.kind.as_str()),
-            Cell::from(Line::from(format!("{sign}{}", money(e.amount))).right_aligned()).style(style),
-            Cell::from(Line::from(money(e.balance_after)).right_aligned()),
-        ]);
-        if k == app.wallets.scroll {
-            row.style(SELECTED)
-        } else {
-            row
-        }
-    });
-    Table::new(
-        rows,
-        [
-            Constraint::Length(6),
-            Constraint::Length(21),
-            Constraint::Length(8),
-            Constraint::Length(20),
-            Constraint::Length(22),
-        ],
-    )
-    .header(Row::new(["#", "At (UTC)", "Kind", "Amount", "Balance after"]).style(HEADER))
-    .block(block)
-    .render(area, buf);
+    let rows = shown
+        .clone()
+        .map(|k| {
+            let e = &w.ledger[n - 1 - k];
+            let (sign, style) = match e.kind {
+                LedgerKind::Charge => ("+", Style::new().fg(Color::Green)),
+                _ => ("−", Style::new().fg(Color::Red)),
+            };
+            vec![
+                right((n - k).to_string()),
+                Line::from(e.at.to_rfc3339()),
+                Line::from(e.kind.as_str()),
+                right(format!("{sign}{}", money(e.amount))).style(style),
+                right(money(e.balance_after)),
+            ]
+        })
+        .collect();
+    const COLS: [Col; 5] = [
+        col("#", 2),
+        col("At (UTC)", 0),
+        col("Kind", 0),
+        col("Amount", 0),
+        col("Balance after", 1),
+    ];
+    let selected = app.wallets.scroll.checked_sub(shown.start);
+    fitted_table(&COLS, rows, selected, block, area, buf);
 }
 
 // ----- modals --------------------------------------------------------------------------------
@@ -674,7 +864,7 @@ pub const KEYS: &[(&str, &[(&str, &str)])] = &[
         "Concerts",
         &[
             ("Enter", "seat map of the selected date"),
-            ("a", "add a concert (form: Tab moves, Enter adds, Esc cancels)"),
+            ("a", "add a concert (Tab next field, Enter add, Esc)"),
             ("/", "filter by title"),
         ],
     ),
@@ -695,7 +885,7 @@ pub const KEYS: &[(&str, &[(&str, &str)])] = &[
             ("x / Delete", "expire the selected token (asks first)"),
             ("w", "list waiting / active tokens"),
             ("s", "sweep now: expire run-out holds and tokens, admit"),
-            ("/", "go to a queue position"),
+            ("/", "find a position (12), a user (u42) or a token"),
         ],
     ),
     (
@@ -710,11 +900,17 @@ pub const KEYS: &[(&str, &[(&str, &str)])] = &[
     ("Questions", &[("y / Enter", "yes"), ("n / Esc", "no")]),
 ];
 
-fn draw_modal(modal: &Modal, area: Rect, buf: &mut Buffer) {
+fn draw_modal(modal: &Modal, tab: Tab, area: Rect, buf: &mut Buffer) {
     match modal {
         Modal::Help => {
+            let all_lines: usize = KEYS.iter().map(|(_, keys)| keys.len() + 1).sum();
+            // Every key when they fit on the screen; else those of this view and everywhere.
+            let fits = all_lines + 2 <= usize::from(area.height);
             let mut lines = Vec::new();
-            for (section, keys) in KEYS {
+            let sections = KEYS
+                .iter()
+                .filter(|(section, _)| fits || ["Everywhere", tab.title(), "Questions"].contains(section));
+            for (section, keys) in sections {
                 lines.push(Line::styled(*section, HEADER.fg(Color::Cyan)));
                 for (k, what) in *keys {
                     lines.push(Line::from(vec![
@@ -729,7 +925,7 @@ fn draw_modal(modal: &Modal, area: Rect, buf: &mut Buffer) {
             Paragraph::new(lines)
                 .block(
                     Block::bordered()
-                        .title(" Keys ")
+                        .title(if fits { " Keys " } else { " Keys of this view " })
                         .title_bottom(Line::from(" Esc close ").right_aligned()),
                 )
                 .render(r, buf);
