@@ -10,6 +10,7 @@
 //! reads). This file picks the targets, sets each run up, paces arrivals and collects results.
 
 mod baseline;
+mod charts;
 mod check;
 mod driver;
 mod journey;
