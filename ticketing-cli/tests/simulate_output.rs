@@ -247,6 +247,43 @@ fn json_and_html_report() {
         assert!(checks.iter().all(|c| c["detail"].is_string()));
     }
 
+    // The seed's comparison table, measured: its figures are the run's.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = |item: &str| -> Vec<String> {
+        let l = stdout
+            .lines()
+            .find(|l| l.starts_with(item))
+            .unwrap_or_else(|| panic!("summary line `{item}` in\n{stdout}"));
+        l[item.len()..].split_whitespace().map(str::to_string).collect()
+    };
+    let conflicts: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            let ops = r["operations"].as_array().unwrap();
+            ops.iter()
+                .map(|o| o["conflicts"].as_u64().unwrap())
+                .sum::<u64>()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(line("lost races: conflicts (409)"), conflicts);
+    let invariants = runs[0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "invariant")
+        .count();
+    let held = format!("yes ({invariants} of {invariants})");
+    assert_eq!(
+        line("consistency: every invariant held").join(" "),
+        format!("{held} {held}")
+    );
+    assert_eq!(
+        line("deadlocks: lock waits / lock failures"),
+        ["0", "/", "0", "0", "/", "0"]
+    );
+    assert_eq!(line("deadlocks: server errors (5xx) seen"), ["0", "0"]);
+
     let names: Vec<String> = runs[0]["operations"]
         .as_array()
         .unwrap()
