@@ -146,6 +146,7 @@ fn time_chart(title: &str, y_desc: &str, span: f64, lines: &[Line]) -> Drawn {
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FONT, 15))
             .margin(10)
+            .margin_right(30)
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d(0f64..span, 0f64..y_max)?;
@@ -303,6 +304,7 @@ pub fn percentiles(title: &str, s: &OpStats) -> Drawn {
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FONT, 15))
             .margin(10)
+            .margin_right(30)
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d(0f64..x_end.ceil(), 0f64..y_max)?;
@@ -366,6 +368,7 @@ pub fn outcomes(title: &str, s: &OpStats) -> Drawn {
         let mut chart = ChartBuilder::on(&root)
             .caption(title, (FONT, 15))
             .margin(10)
+            .margin_right(30)
             .x_label_area_size(40)
             .y_label_area_size(170)
             .build_cartesian_2d(0f64..x_max, (0..last_slot(n)).into_segmented())?;
@@ -498,6 +501,8 @@ pub fn comparison(title: &str, runs: &[Compared]) -> Drawn {
                     .fold(0.0, f64::max));
             let mut chart = ChartBuilder::on(area)
                 .margin(10)
+                .margin_right(30)
+                .margin_right(30)
                 .x_label_area_size(40)
                 .y_label_area_size(60)
                 .build_cartesian_2d((0..last_slot(n)).into_segmented(), 0f64..y_max)?;
@@ -534,14 +539,15 @@ pub fn comparison(title: &str, runs: &[Compared]) -> Drawn {
                         Rectangle::new([(x, y - 5), (x + 14, y + 5)], BLACK.mix(alpha * 0.8).filled())
                     });
                 }
-                // Labels above the bar; an inner bar's label sits just inside its top.
-                let pos = if many && layer > 0 {
-                    Pos::new(HPos::Center, VPos::Top)
-                } else {
-                    Pos::new(HPos::Center, VPos::Bottom)
-                };
-                let colour = if many && layer > 0 { WHITE } else { BLACK };
+                // Labels above the bar; an inner bar's label sits just inside its top, unless
+                // the bar is too short to hold it.
                 chart.draw_series(bars.iter().enumerate().map(|(i, bar)| {
+                    let inside = many && layer > 0 && bar.value > 0.12 * y_max;
+                    let (pos, colour) = if inside {
+                        (Pos::new(HPos::Center, VPos::Top), WHITE)
+                    } else {
+                        (Pos::new(HPos::Center, VPos::Bottom), BLACK)
+                    };
                     Text::new(
                         bar.text.clone(),
                         (SegmentValue::CenterOf(i as i32), bar.value),

@@ -585,8 +585,8 @@ fn html_page(results: &[ScenarioResult], baseline: Option<&Baseline>, args: &Sim
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>ticketing simulate report</title>",
     );
     h.push_str(
-        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}\
-         td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}\
+        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0;font-size:13px}\
+         td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}\
          .fail{color:#b00}.pass{color:#070}.charts{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}\
          figure svg{display:block;border:1px solid #ddd}small{color:#555}</style></head><body>",
     );
