@@ -281,17 +281,16 @@ pub fn scenario_text(result: &ScenarioResult, baseline: Option<&Baseline>) -> St
         out,
         "\nsummary, measured (the seed's comparison table, filled in from this run)"
     );
-    let _ = write!(out, "{:<40}", "item");
-    for run in runs {
-        let _ = write!(out, " {:<30}", run.label);
-    }
-    let _ = writeln!(out);
-    for row in summary(runs) {
-        let _ = write!(out, "{:<40}", row.item);
+    let header = SummaryRow {
+        item: "item".into(),
+        cells: runs.iter().map(|r| r.label.clone()).collect(),
+    };
+    for row in std::iter::once(header).chain(summary(runs)) {
+        let mut line = format!("{:<42}", row.item);
         for cell in &row.cells {
-            let _ = write!(out, " {cell:<30}");
+            let _ = write!(line, " {cell:<30}");
         }
-        let _ = writeln!(out);
+        let _ = writeln!(out, "{}", line.trim_end());
     }
 
     let many = runs.len() > 1;
