@@ -532,3 +532,62 @@ fn record(stats: &mut Stats, event: Event, progress: &ProgressBar) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Intervals widen by round steps as the run grows, and merging loses no request.
+    #[test]
+    fn intervals_widen_roundly_and_keep_every_request() {
+        let mut t = Timeline::new();
+        t.request(Op::Reserve, Outcome::Ok, Duration::from_micros(500), 400);
+        assert_eq!(t.width, ms(1));
+        t.request(Op::Reserve, Outcome::Conflict, ms(150), 2_000);
+        assert_eq!(t.width, ms(1), "150 intervals of 1 ms fit");
+        t.request(Op::Reserve, Outcome::Conflict, ms(350), 3_000);
+        assert_eq!(t.width, ms(2));
+        t.request(Op::Pay, Outcome::Rejected, ms(1_900), 9_000);
+        assert_eq!(t.width, ms(10));
+        t.request(Op::Reserve, Outcome::Ok, ms(3_000), 1_000);
+        assert_eq!(t.width, ms(20));
+        t.request(Op::Reserve, Outcome::Ok, ms(7_000), 1_000);
+        assert_eq!(t.width, ms(100));
+        let reserve = &t.ops[&Op::Reserve];
+        assert!(reserve.len() <= MAX_INTERVALS);
+        assert_eq!(reserve.iter().map(|i| i.ok).sum::<u32>(), 3);
+        assert_eq!(reserve.iter().map(|i| i.conflicts).sum::<u32>(), 2);
+        assert_eq!(reserve.iter().map(|i| i.latency.len()).sum::<u64>(), 5);
+        // 0.5 ms, 150 ms and 350 ms now share the intervals [0, 100 ms) and [100, 200 ms)…
+        assert_eq!((reserve[0].ok, reserve[1].conflicts, reserve[3].conflicts), (1, 1, 1));
+        assert_eq!((reserve[30].ok, reserve[70].ok), (1, 1));
+        assert_eq!(t.ops[&Op::Pay][19].failed, 1);
+    }
+
+    /// Users over time: each interval holds the most users seen at once, and intervals without
+    /// a change carry the count on.
+    #[test]
+    fn users_over_time_count_active_and_waiting() {
+        let mut t = Timeline::new();
+        for _ in 0..3 {
+            t.user(ms(0), UserChange::Arrived);
+        }
+        t.user(ms(1), UserChange::Queued);
+        t.user(ms(1), UserChange::Queued);
+        t.user(ms(5), UserChange::LeftQueue);
+        t.user(ms(8), UserChange::Ended);
+        let o = |active, waiting| Occupancy { active, waiting };
+        assert_eq!(t.users[0], o(3, 0));
+        // At 1 ms: 3 active, then 2 active and 1 waiting, then 1 and 2: the most of each.
+        assert_eq!(t.users[1], o(3, 2));
+        assert_eq!(t.users[3], o(1, 2), "carried on");
+        assert_eq!(t.users[5], o(2, 2));
+        assert_eq!(t.users[7], o(2, 1), "carried on");
+        assert_eq!(t.users[8], o(2, 1));
+        assert_eq!(t.occupancy(), Occupancy { active: 1, waiting: 1 });
+    }
+}
