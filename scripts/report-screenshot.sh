@@ -5,7 +5,7 @@
 #   scripts/report-screenshot.sh REPORT OUT.png [--size WxH] [--chart KIND [--strategy S] [--op OP]]
 #
 # REPORT is the report's directory or its index.html. Without --chart, the top of the page is
-# rendered at --size (default 1280x2000). With --chart, only the first chart of that kind
+# rendered at --size (default 1400x2000: the operations table is about 1,330 px wide). With --chart, only the first chart of that kind
 # (latency-over-time, throughput-over-time, percentiles, outcomes, users-over-time,
 # comparison), optionally of one strategy and operation, is rendered at its own size.
 #
@@ -21,7 +21,7 @@ usage() {
 report=$1
 out=$2
 shift 2
-size=1280x2000
+size=1400x2000
 kind=
 strategy=
 op=
@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
 done
 [ -d "$report" ] && report=$report/index.html
 [ -f "$report" ] || { echo "no report at $report" >&2; exit 1; }
-[[ $size =~ ^[0-9]+x[0-9]+$ ]] || { echo "--size must look like 1280x2000, not $size" >&2; exit 2; }
+[[ $size =~ ^[0-9]+x[0-9]+$ ]] || { echo "--size must look like 1400x2000, not $size" >&2; exit 2; }
 
 browser=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$browser" ]; then
