@@ -5,15 +5,16 @@
 #   scripts/report-screenshot.sh REPORT OUT.png [--size WxH] [--chart KIND [--strategy S] [--op OP]]
 #
 # REPORT is the report's directory or its index.html. Without --chart, the top of the page is
-# rendered at --size (default 1400x2000: the operations table is about 1,330 px wide). With --chart, only the first chart of that kind
-# (latency-over-time, throughput-over-time, percentiles, outcomes, users-over-time,
-# comparison), optionally of one strategy and operation, is rendered at its own size.
+# rendered at --size (default 1400x2000: the operations table is about 1,330 px wide). With
+# --chart, only the first chart of that kind (latency-over-time, throughput-over-time,
+# percentiles, outcomes, users-over-time, comparison), optionally of one strategy and
+# operation, is rendered at its own size.
 #
 # Installs Debian's `chromium` with apt-get when it is missing (needs root).
 set -euo pipefail
 
 usage() {
-    sed -n '4,10p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '4,11p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
