@@ -15,7 +15,7 @@ use ticketing_core::{Money, TokenStatus};
 use tokio::time::Instant;
 
 use super::driver::{Driver, Failure, Reply, TokenInfo};
-use super::metrics::{Event, Op, Outcome, UserEnd};
+use super::metrics::{Event, Op, Outcome, UserChange, UserEnd};
 use super::scenario::{Journey, Scenario};
 
 /// Rounds of "read dates, read seats, try some seats" before a user gives up.
@@ -82,7 +82,9 @@ pub async fn run_user(ctx: Arc<RunContext>, index: u64, due: Instant) {
         index,
         due,
     };
+    user.mark(UserChange::Arrived);
     let end = user.journey().await;
+    user.mark(UserChange::Ended);
     let _ = user.ctx.events.send(Event::UserDone(end));
 }
 
@@ -92,15 +94,23 @@ impl User {
         let _ = self.ctx.events.send(event);
     }
 
+    /// Tells the aggregator where this user is now (for the users-over-time plot).
+    fn mark(&self, change: UserChange) {
+        self.send(Event::User {
+            at: Instant::now().duration_since(self.ctx.t0),
+            change,
+        });
+    }
+
     /// Waits until the next request is due, runs it and records it from its due moment.
     async fn call<T>(&mut self, op: Op, retry: bool, request: Request<'_, T>) -> Reply<T> {
         tokio::time::sleep_until(self.due).await;
         let intended = self.due;
         let result = request.await;
         let end = Instant::now();
-        let outcome = match &result {
-            Ok(_) => Outcome::Ok,
-            Err(f) => f.outcome,
+        let (outcome, code) = match &result {
+            Ok(_) => (Outcome::Ok, None),
+            Err(f) => (f.outcome, Some(f.code.clone())),
         };
         self.send(Event::Request {
             op,
@@ -108,6 +118,7 @@ impl User {
             retry,
             intended: intended.duration_since(self.ctx.t0),
             end: end.duration_since(self.ctx.t0),
+            code,
         });
         self.due = end + self.ctx.scenario.load.think;
         result
@@ -259,6 +270,10 @@ impl User {
         let Ok(mut info) = self.call(Op::Token, false, Box::pin(driver.issue_token(self.id))).await else {
             return UserEnd::GaveUp;
         };
+        let queued = info.status == TokenStatus::Waiting;
+        if queued {
+            self.mark(UserChange::Queued);
+        }
         let mut seen = None;
         while info.status == TokenStatus::Waiting {
             let delay = self.poll_delay(&info, &mut seen);
@@ -272,8 +287,14 @@ impl User {
                 .await
             {
                 Ok(next) => info = next,
-                Err(_) => return UserEnd::GaveUp,
+                Err(_) => {
+                    self.mark(UserChange::LeftQueue);
+                    return UserEnd::GaveUp;
+                }
             }
+        }
+        if queued {
+            self.mark(UserChange::LeftQueue);
         }
         if info.status != TokenStatus::Active {
             return UserEnd::GaveUp;

@@ -4,12 +4,14 @@
 //!
 //! Where things are: [`scenario`] (the TOML format and the shipped scenarios), [`journey`]
 //! (virtual users), [`driver`] (in-process | HTTP), [`metrics`] (the one aggregator that owns
-//! the histograms), [`check`] (invariants and expectations), [`baseline`] (raw SQLite commit
-//! rate), [`report`] (the only writer of output: table, `--json`, `--report` HTML), [`live`]
+//! the histograms and time series), [`check`] (invariants and expectations), [`baseline`] (raw
+//! SQLite commit rate), [`report`] (the only writer of output: table, `--json`, `--report`
+//! HTML) with [`charts`] (its SVG plots), [`live`]
 //! (what the aggregator publishes for `--tui`) and [`screen`] (the `--tui` view, which only
 //! reads). This file picks the targets, sets each run up, paces arrivals and collects results.
 
 mod baseline;
+mod charts;
 mod check;
 mod driver;
 mod journey;

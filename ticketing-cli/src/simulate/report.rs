@@ -4,8 +4,10 @@
 //!
 //! Every latency is measured from the request's intended start (open loop: no coordinated
 //! omission). A figure's ratio is `figure / best strategy's figure`, where best is the highest
-//! count, successes and throughput, and the lowest conflicts, rejections, retries, errors and
-//! latencies; so 1.00 is best and the ratio says how far off the others are.
+//! successes and successes per second, and the lowest conflicts, rejections, retries, errors
+//! and latencies; so 1.00 is best and the ratio says how far off the others are. Attempts (the
+//! request count, attempts per second) are shown but never ranked: a strategy that settles a
+//! race sooner leaves fewer users trying, which is not slowness.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,12 +16,16 @@ use serde::Serialize;
 use ticketing_core::Money;
 
 use super::baseline::Baseline;
+use super::charts::{self, Compared, Figure, Kind};
 use super::check::Check;
 use super::driver::Driver;
-use super::metrics::{Op, OpStats, Stats, TIMELINE_BUCKET};
+use super::metrics::{Op, OpStats, Outcome, Stats};
 use super::scenario::Scenario;
 use super::{RunResult, ScenarioResult, SimulateArgs};
 use crate::UsageError;
+
+/// The name of the successes-per-second figure among the ratios (and its `ratioToBest` key).
+const OK_RATE: &str = "okPerSecond";
 
 /// The percentiles reported.
 const QUANTILES: [(&str, f64); 4] = [("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999)];
@@ -71,6 +77,16 @@ fn fmt_ms(ms: f64) -> String {
     }
 }
 
+/// A rate per second: whole numbers from 10 up, two decimals below (a race of one success
+/// over a second is 0.52/s, not 1).
+fn fmt_rate(per_s: f64) -> String {
+    if per_s >= 10.0 {
+        format!("{per_s:.0}")
+    } else {
+        format!("{per_s:.2}")
+    }
+}
+
 /// Reservation throughput of a run (reserve requests per second while reserving).
 fn reserve_rate(run: &RunResult) -> Option<f64> {
     run.stats.ops.get(&Op::Reserve).map(OpStats::throughput)
@@ -99,13 +115,12 @@ fn ratio(value: f64, all: &[f64], better: Better) -> Option<f64> {
 /// Each figure of an operation, with its direction.
 fn figures(s: &OpStats) -> Vec<(&'static str, f64, Better)> {
     let mut f = vec![
-        ("count", s.count as f64, Better::Higher),
         ("ok", s.ok as f64, Better::Higher),
         ("conflicts", s.conflicts as f64, Better::Lower),
         ("rejected", s.rejected as f64, Better::Lower),
         ("retries", s.retries as f64, Better::Lower),
         ("errors", s.errors as f64, Better::Lower),
-        ("throughput", s.throughput(), Better::Higher),
+        (OK_RATE, s.ok_throughput(), Better::Higher),
     ];
     for (name, q) in QUANTILES {
         f.push((name, s.ms_at(q), Better::Lower));
@@ -129,6 +144,84 @@ fn ratios(runs: &[RunResult], op: Op, i: usize) -> Vec<(&'static str, Option<f64
             (name, ratio(value, &all, better))
         })
         .collect()
+}
+
+// ----- the measured summary --------------------------------------------------------------------
+
+/// One line of the measured summary: an item of the seed's comparison table, one cell per run.
+pub struct SummaryRow {
+    /// What is compared.
+    pub item: String,
+    /// Its value for each run, in run order.
+    pub cells: Vec<String>,
+}
+
+/// The writes whose time the summary compares (the seed's use cases).
+const TIMED: [Op; 4] = [Op::Reserve, Op::Charge, Op::Use, Op::Pay];
+
+/// The seed's comparison table (performance, consistency, deadlocks, how lost races are
+/// handled), filled in from the runs instead of by opinion.
+pub fn summary(runs: &[RunResult]) -> Vec<SummaryRow> {
+    let row = |item: String, cell: &dyn Fn(&RunResult) -> String| SummaryRow {
+        item,
+        cells: runs.iter().map(cell).collect(),
+    };
+    let mut rows = Vec::new();
+    for op in TIMED {
+        if !runs.iter().any(|r| r.stats.ops.contains_key(&op)) {
+            continue;
+        }
+        let stat = |r: &RunResult| r.stats.ops.get(&op).cloned();
+        rows.push(row(format!("performance: {} time p50 / p99", op.name()), &|r| {
+            stat(r).map_or("-".into(), |s| {
+                format!("{} / {}", fmt_ms(s.ms_at(0.5)), fmt_ms(s.ms_at(0.99)))
+            })
+        }));
+        rows.push(row(format!("performance: {} ok/s (attempts/s)", op.name()), &|r| {
+            stat(r).map_or("-".into(), |s| {
+                format!("{} ({})", fmt_rate(s.ok_throughput()), fmt_rate(s.throughput()))
+            })
+        }));
+    }
+    rows.push(row("consistency: every invariant held".into(), &|r| {
+        let invariants: Vec<&Check> = r.checks.iter().filter(|c| c.kind == "invariant").collect();
+        let failed: Vec<&str> = invariants.iter().filter(|c| !c.ok).map(|c| c.name.as_str()).collect();
+        if failed.is_empty() {
+            format!("yes ({} of {})", invariants.len(), invariants.len())
+        } else {
+            format!("NO: {}", failed.join(", "))
+        }
+    }));
+    rows.push(row("deadlocks: lock waits / lock failures".into(), &|r| {
+        r.contention.map_or("n/a over HTTP".into(), |c| {
+            format!("{} / {}", c.lock_waits, c.lock_failures)
+        })
+    }));
+    rows.push(row("deadlocks: server errors (5xx) seen".into(), &|r| {
+        let errors: u64 = r.stats.ops.values().map(|s| s.errors).sum();
+        let mut codes: Vec<String> = Vec::new();
+        for s in r.stats.ops.values() {
+            for (outcome, code) in s.codes.keys() {
+                if *outcome == Outcome::Error && !codes.contains(code) {
+                    codes.push(code.clone());
+                }
+            }
+        }
+        if codes.is_empty() {
+            errors.to_string()
+        } else {
+            format!("{errors} ({})", codes.join(", "))
+        }
+    }));
+    rows.push(row("lost races: conflicts (409)".into(), &|r| {
+        r.stats.ops.values().map(|s| s.conflicts).sum::<u64>().to_string()
+    }));
+    rows.push(row("lost races: client retries / core retries".into(), &|r| {
+        let client: u64 = r.stats.ops.values().map(|s| s.retries).sum();
+        r.contention
+            .map_or(format!("{client} / n/a"), |c| format!("{client} / {}", c.retries))
+    }));
+    rows
 }
 
 // ----- the terminal ----------------------------------------------------------------------------
@@ -184,20 +277,27 @@ pub fn scenario_text(result: &ScenarioResult, baseline: Option<&Baseline>) -> St
             }
         );
     }
-    for run in runs {
-        if let Some(c) = run.contention {
-            let _ = writeln!(
-                out,
-                "  {:<26} core counters: {} conflicts, {} retries, {} lock waits, {} lock failures",
-                run.label, c.conflicts, c.retries, c.lock_waits, c.lock_failures
-            );
+
+    let _ = writeln!(
+        out,
+        "\nsummary, measured (the seed's comparison table, filled in from this run)"
+    );
+    let header = SummaryRow {
+        item: "item".into(),
+        cells: runs.iter().map(|r| r.label.clone()).collect(),
+    };
+    for row in std::iter::once(header).chain(summary(runs)) {
+        let mut line = format!("{:<42}", row.item);
+        for cell in &row.cells {
+            let _ = write!(line, " {cell:<30}");
         }
+        let _ = writeln!(out, "{}", line.trim_end());
     }
 
     let many = runs.len() > 1;
     let _ = writeln!(
         out,
-        "\n{:<8} {:<28} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6} {:>15} {:>15} {:>15} {:>15} {:>15} {:>15}",
+        "\n{:<8} {:<28} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6} {:>15} {:>10} {:>15} {:>15} {:>15} {:>15} {:>15}",
         "op",
         "strategy",
         "count",
@@ -206,7 +306,8 @@ pub fn scenario_text(result: &ScenarioResult, baseline: Option<&Baseline>) -> St
         "reject",
         "retry",
         "errors",
-        "throughput/s",
+        "ok/s",
+        "attempts/s",
         "p50",
         "p90",
         "p99",
@@ -224,7 +325,7 @@ pub fn scenario_text(result: &ScenarioResult, baseline: Option<&Baseline>) -> St
                 }
             };
             let mut line = format!(
-                "{:<8} {:<28} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6} {:>15}",
+                "{:<8} {:<28} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6} {:>15} {:>10}",
                 op.name(),
                 run.label,
                 st.count,
@@ -233,7 +334,8 @@ pub fn scenario_text(result: &ScenarioResult, baseline: Option<&Baseline>) -> St
                 st.rejected,
                 st.retries,
                 st.errors,
-                cell(format!("{:.0}", st.throughput()), "throughput")
+                cell(fmt_rate(st.ok_throughput()), OK_RATE),
+                fmt_rate(st.throughput())
             );
             for (name, q) in QUANTILES {
                 let _ = write!(line, " {:>15}", cell(fmt_ms(st.ms_at(q)), name));
@@ -345,7 +447,10 @@ struct JsonOp {
     rejected: u64,
     retries: u64,
     errors: u64,
+    /// Attempts per second.
     throughput: f64,
+    /// Successes per second.
+    ok_per_second: f64,
     latency_ms: JsonLatency,
     ratio_to_best: serde_json::Map<String, serde_json::Value>,
 }
@@ -423,7 +528,7 @@ pub fn write_json(
         seed: args.seed,
         target: args.target.as_deref(),
         latency_measured_from: "intended start (open loop: no coordinated omission)",
-        ratio: "figure / best strategy's figure (best = highest count, ok, throughput; lowest conflicts, rejected, retries, errors, latencies)",
+        ratio: "figure / best strategy's figure (best = highest ok, okPerSecond; lowest conflicts, rejected, retries, errors, latencies); attempts (count, throughput) are not ranked",
         baseline,
         scenarios: results.iter().map(|r| json_scenario(r, baseline)).collect(),
         ok: results.iter().all(|r| r.runs.iter().all(RunResult::ok)),
@@ -472,6 +577,7 @@ fn json_scenario<'a>(r: &'a ScenarioResult, baseline: Option<&Baseline>) -> Json
                         retries: s.retries,
                         errors: s.errors,
                         throughput: s.throughput(),
+                        ok_per_second: s.ok_throughput(),
                         latency_ms: JsonLatency {
                             p50: s.ms_at(0.5),
                             p90: s.ms_at(0.9),
@@ -500,158 +606,12 @@ fn json_scenario<'a>(r: &'a ScenarioResult, baseline: Option<&Baseline>) -> Json
 
 // ----- HTML ------------------------------------------------------------------------------------
 
-const COLOURS: [&str; 9] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f",
-];
-
-fn esc(s: &str) -> String {
+/// `s` with HTML's special characters escaped.
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-/// One line of a chart: name, colour, points.
-type Series<'a> = (String, &'a str, Vec<(f64, f64)>);
-
-/// A line chart as inline SVG. `x_log`/`y_log` use log10 axes (values must be > 0).
-struct Chart<'a> {
-    title: String,
-    class: &'a str,
-    strategy: Option<&'a str>,
-    x_label: &'a str,
-    y_label: &'a str,
-    x_ticks: Vec<(f64, String)>,
-    y_log: bool,
-    series: Vec<Series<'a>>,
-}
-
-impl Chart<'_> {
-    fn svg(&self) -> String {
-        let (w, h, left, right, top, bottom) = (720.0, 360.0, 70.0, 150.0, 30.0, 45.0);
-        let ty = |y: f64| if self.y_log { y.max(1e-3).log10() } else { y };
-        let pts = self.series.iter().flat_map(|s| s.2.iter());
-        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        for &(x, y) in pts {
-            x0 = x0.min(x);
-            x1 = x1.max(x);
-            y0 = y0.min(ty(y));
-            y1 = y1.max(ty(y));
-        }
-        for (x, _) in &self.x_ticks {
-            x0 = x0.min(*x);
-            x1 = x1.max(*x);
-        }
-        if x0 >= x1 {
-            x1 = x0 + 1.0;
-        }
-        if !self.y_log {
-            y0 = y0.min(0.0);
-        } else {
-            y0 = y0.floor();
-            y1 = y1.ceil();
-        }
-        if y0 >= y1 {
-            y1 = y0 + 1.0;
-        }
-        let px = |x: f64| left + (x - x0) / (x1 - x0) * (w - left - right);
-        let py = |y: f64| h - bottom - (ty(y) - y0) / (y1 - y0) * (h - top - bottom);
-        let mut s = String::new();
-        let _ = write!(
-            s,
-            r#"<svg class="{}" {}xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img"><title>{}</title>"#,
-            self.class,
-            self.strategy
-                .map_or(String::new(), |st| format!(r#"data-strategy="{}" "#, esc(st))),
-            esc(&self.title)
-        );
-        let _ = write!(
-            s,
-            r##"<rect x="0" y="0" width="{w}" height="{h}" fill="#fff"/><text x="{}" y="18" font-size="14" text-anchor="middle">{}</text>"##,
-            w / 2.0,
-            esc(&self.title)
-        );
-        // Axes and grid.
-        let _ = write!(
-            s,
-            r##"<line x1="{left}" y1="{}" x2="{}" y2="{}" stroke="#333"/><line x1="{left}" y1="{top}" x2="{left}" y2="{}" stroke="#333"/>"##,
-            h - bottom,
-            w - right,
-            h - bottom,
-            h - bottom
-        );
-        for (x, label) in &self.x_ticks {
-            let _ = write!(
-                s,
-                r##"<line x1="{0}" y1="{top}" x2="{0}" y2="{1}" stroke="#eee"/><text x="{0}" y="{2}" font-size="11" text-anchor="middle">{3}</text>"##,
-                px(*x),
-                h - bottom,
-                h - bottom + 15.0,
-                esc(label)
-            );
-        }
-        let steps = 5;
-        for k in 0..=steps {
-            let v = y0 + (y1 - y0) * f64::from(k) / f64::from(steps);
-            let value = if self.y_log { 10f64.powf(v) } else { v };
-            let y = h - bottom - (v - y0) / (y1 - y0) * (h - top - bottom);
-            let label = if self.y_log {
-                fmt_ms(value)
-            } else {
-                format!("{value:.0}")
-            };
-            let _ = write!(
-                s,
-                r##"<line x1="{left}" y1="{y}" x2="{}" y2="{y}" stroke="#eee"/><text x="{}" y="{}" font-size="11" text-anchor="end">{label}</text>"##,
-                w - right,
-                left - 5.0,
-                y + 4.0
-            );
-        }
-        let _ = write!(
-            s,
-            r#"<text x="{}" y="{}" font-size="12" text-anchor="middle">{}</text><text x="14" y="{}" font-size="12" text-anchor="middle" transform="rotate(-90 14 {})">{}</text>"#,
-            left + (w - left - right) / 2.0,
-            h - 8.0,
-            esc(self.x_label),
-            h / 2.0,
-            h / 2.0,
-            esc(self.y_label)
-        );
-        for (k, (name, colour, points)) in self.series.iter().enumerate() {
-            let path: Vec<String> = points
-                .iter()
-                .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
-                .collect();
-            let _ = write!(
-                s,
-                r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
-                path.join(" ")
-            );
-            let ly = top + 10.0 + 16.0 * k as f64;
-            let _ = write!(
-                s,
-                r#"<line x1="{0}" y1="{ly}" x2="{1}" y2="{ly}" stroke="{colour}" stroke-width="3"/><text x="{2}" y="{3}" font-size="12">{4}</text>"#,
-                w - right + 10.0,
-                w - right + 30.0,
-                w - right + 35.0,
-                ly + 4.0,
-                esc(name)
-            );
-        }
-        s.push_str("</svg>");
-        s
-    }
-}
-
-/// The percentile curve points: x = "nines" (−log10(1 − q)), y = latency in ms.
-fn percentile_curve(s: &OpStats) -> Vec<(f64, f64)> {
-    let mut pts = Vec::new();
-    for q in [0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999] {
-        pts.push((-(1.0f64 - q).log10(), s.ms_at(q).max(0.001)));
-    }
-    pts.push((4.5, (s.latency.max() as f64 / 1000.0).max(0.001)));
-    pts
 }
 
 /// Writes `--report DIR/index.html` and returns its path.
@@ -662,20 +622,29 @@ pub fn write_html(
     args: &SimulateArgs,
 ) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let page = dir.join("index.html");
+    let html = html_page(results, baseline, args)?;
+    std::fs::write(&page, html).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", page.display()))?;
+    Ok(page)
+}
+
+/// The report page: tables, then the charts (inline SVG; no script, nothing fetched).
+fn html_page(results: &[ScenarioResult], baseline: Option<&Baseline>, args: &SimulateArgs) -> anyhow::Result<String> {
     let mut h = String::new();
     h.push_str(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>ticketing simulate report</title>",
     );
     h.push_str(
-        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;margin:1em 0}\
-         td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}\
-         .fail{color:#b00}.pass{color:#070}svg{display:block;margin:1em 0}</style></head><body>",
+        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0;font-size:13px}\
+         td,th{border:1px solid #ccc;padding:2px 6px;text-align:right;white-space:nowrap}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}\
+         .fail{color:#b00}.pass{color:#070}.charts{display:flex;flex-wrap:wrap;gap:12px}figure{margin:0}\
+         figure svg{display:block;border:1px solid #ddd}small{color:#555}</style></head><body>",
     );
     h.push_str("<h1>ticketing simulate</h1>");
     let _ = write!(
         h,
         "<p>Seed {}{}. Latency is measured from each request's <em>intended</em> start (open loop: no coordinated omission). \
-         Ratios are figure / best strategy's figure.</p>",
+         Ratios (×) compare like with like: a figure over the best strategy's (successes per second, not attempts).</p>",
         args.seed,
         args.target.as_deref().map_or(String::new(), |t| format!(", target {}", esc(t)))
     );
@@ -689,148 +658,189 @@ pub fn write_html(
         );
     }
     for r in results {
-        let s = &r.scenario;
-        let _ = write!(
-            h,
-            "<h2>{}</h2><p>{} users, arrival {}. {}</p>",
-            esc(&s.name),
-            s.load.users,
-            esc(&s.load.arrival_text()),
-            esc(&s.description)
-        );
-        h.push_str("<table><tr><th>strategy</th><th>wall</th><th>done</th><th>sold out</th><th>gave up</th><th>reserve/s</th><th>checks</th></tr>");
-        for run in &r.runs {
-            let failed: Vec<&Check> = run.checks.iter().filter(|c| !c.ok).collect();
-            let _ =
-                write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
-                esc(&run.label),
-                fmt_ms(run.wall.as_secs_f64() * 1000.0),
-                run.stats.done,
-                run.stats.sold_out,
-                run.stats.gave_up,
-                reserve_rate(run).map_or("-".into(), |v| format!("{v:.0}")),
-                if failed.is_empty() { "pass" } else { "fail" },
-                if failed.is_empty() {
-                    format!("PASS ({})", run.checks.len())
-                } else {
-                    failed.iter().map(|c| esc(&format!("{}: {}", c.name, c.detail))).collect::<Vec<_>>().join("<br>")
-                }
-            );
-        }
-        h.push_str("</table>");
-        h.push_str("<table><tr><th>op</th><th>strategy</th><th>count</th><th>ok</th><th>conflicts</th><th>rejected</th><th>retries</th><th>errors</th><th>throughput/s</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>");
-        for op in Op::ALL {
-            for (i, run) in r.runs.iter().enumerate() {
-                let Some(st) = run.stats.ops.get(&op) else { continue };
-                let rs = ratios(&r.runs, op, i);
-                let rat = |name: &str| {
-                    rs.iter()
-                        .find(|(n, _)| *n == name)
-                        .and_then(|(_, v)| *v)
-                        .filter(|_| r.runs.len() > 1)
-                        .map_or(String::new(), |v| format!(" <small>×{v:.2}</small>"))
-                };
-                let _ = write!(
-                    h,
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}{}</td>",
-                    op.name(),
-                    esc(&run.label),
-                    st.count,
-                    st.ok,
-                    st.conflicts,
-                    st.rejected,
-                    st.retries,
-                    st.errors,
-                    st.throughput(),
-                    rat("throughput")
-                );
-                for (name, q) in QUANTILES {
-                    let _ = write!(h, "<td>{}{}</td>", fmt_ms(st.ms_at(q)), rat(name));
-                }
-                let _ = write!(
-                    h,
-                    "<td>{}{}</td></tr>",
-                    fmt_ms(st.latency.max() as f64 / 1000.0),
-                    rat("max")
-                );
-            }
-        }
-        h.push_str("</table>");
-        let ticks: Vec<(f64, String)> = [
-            (0.0, "p0"),
-            (1.0, "p90"),
-            (2.0, "p99"),
-            (3.0, "p99.9"),
-            (4.0, "p99.99"),
-            (4.5, "max"),
-        ]
-        .iter()
-        .map(|(x, l)| (*x, (*l).to_string()))
-        .collect();
-        for run in &r.runs {
-            let series = Op::ALL
-                .iter()
-                .enumerate()
-                .filter_map(|(k, op)| {
-                    run.stats
-                        .ops
-                        .get(op)
-                        .map(|st| (op.name().to_string(), COLOURS[k % COLOURS.len()], percentile_curve(st)))
-                })
-                .collect();
-            h.push_str(
-                &Chart {
-                    title: format!("{} · {}: latency by percentile", s.name, run.label),
-                    class: "latency",
-                    strategy: Some(&run.label),
-                    x_label: "percentile",
-                    y_label: "latency from intended start",
-                    x_ticks: ticks.clone(),
-                    y_log: true,
-                    series,
-                }
-                .svg(),
-            );
-        }
-        let per_second = 1000.0 / TIMELINE_BUCKET.as_millis() as f64;
-        let series = r
-            .runs
-            .iter()
-            .enumerate()
-            .map(|(k, run)| {
-                let len = run.stats.ops.values().map(|s| s.timeline.len()).max().unwrap_or(0);
-                let pts = (0..len)
-                    .map(|b| {
-                        let n: u32 = run
-                            .stats
-                            .ops
-                            .values()
-                            .map(|s| s.timeline.get(b).copied().unwrap_or(0))
-                            .sum();
-                        (b as f64 * TIMELINE_BUCKET.as_secs_f64(), f64::from(n) * per_second)
-                    })
-                    .collect();
-                (run.label.clone(), COLOURS[k % COLOURS.len()], pts)
-            })
-            .collect();
-        h.push_str(
-            &Chart {
-                title: format!("{}: throughput over time (all requests)", s.name),
-                class: "throughput",
-                strategy: None,
-                x_label: "seconds since start",
-                y_label: "requests/s",
-                x_ticks: Vec::new(),
-                y_log: false,
-                series,
-            }
-            .svg(),
-        );
+        scenario_html(&mut h, r)?;
     }
     h.push_str("</body></html>\n");
-    let page = dir.join("index.html");
-    std::fs::write(&page, h).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", page.display()))?;
-    Ok(page)
+    Ok(h)
+}
+
+fn scenario_html(h: &mut String, r: &ScenarioResult) -> anyhow::Result<()> {
+    let s = &r.scenario;
+    let _ = write!(
+        h,
+        "<h2>{}</h2><p>{} users, arrival {}. {}</p>",
+        esc(&s.name),
+        s.load.users,
+        esc(&s.load.arrival_text()),
+        esc(&s.description)
+    );
+    h.push_str("<table><tr><th>strategy</th><th>wall</th><th>done</th><th>sold out</th><th>gave up</th><th>reserve attempts/s</th><th>checks</th></tr>");
+    for run in &r.runs {
+        let failed: Vec<&Check> = run.checks.iter().filter(|c| !c.ok).collect();
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+            esc(&run.label),
+            fmt_ms(run.wall.as_secs_f64() * 1000.0),
+            run.stats.done,
+            run.stats.sold_out,
+            run.stats.gave_up,
+            reserve_rate(run).map_or("-".into(), |v| format!("{v:.0}")),
+            if failed.is_empty() { "pass" } else { "fail" },
+            if failed.is_empty() {
+                format!("PASS ({})", run.checks.len())
+            } else {
+                failed
+                    .iter()
+                    .map(|c| esc(&format!("{}: {}", c.name, c.detail)))
+                    .collect::<Vec<_>>()
+                    .join("<br>")
+            }
+        );
+    }
+    h.push_str("</table>");
+
+    h.push_str("<h3>Summary, measured</h3><p><small>The seed's comparison table, filled in from this run.</small></p><table class=\"summary\"><tr><th>item</th>");
+    for run in &r.runs {
+        let _ = write!(h, "<th>{}</th>", esc(&run.label));
+    }
+    h.push_str("</tr>");
+    for row in summary(&r.runs) {
+        let _ = write!(h, "<tr><td>{}</td>", esc(&row.item));
+        for cell in &row.cells {
+            let _ = write!(h, "<td>{}</td>", esc(cell));
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</table>");
+
+    h.push_str("<h3>Operations</h3><table><tr><th>op</th><th>strategy</th><th>count</th><th>ok</th><th>conflicts</th><th>rejected</th><th>retries</th><th>errors</th><th>ok/s</th><th>attempts/s</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>");
+    for op in Op::ALL {
+        for (i, run) in r.runs.iter().enumerate() {
+            let Some(st) = run.stats.ops.get(&op) else { continue };
+            let rs = ratios(&r.runs, op, i);
+            let rat = |name: &str| {
+                rs.iter()
+                    .find(|(n, _)| *n == name)
+                    .and_then(|(_, v)| *v)
+                    .filter(|_| r.runs.len() > 1)
+                    .map_or(String::new(), |v| format!(" <small>×{v:.2}</small>"))
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td>",
+                op.name(),
+                esc(&run.label),
+                st.count,
+                st.ok,
+                st.conflicts,
+                st.rejected,
+                st.retries,
+                st.errors,
+                fmt_rate(st.ok_throughput()),
+                rat(OK_RATE),
+                fmt_rate(st.throughput()),
+            );
+            for (name, q) in QUANTILES {
+                let _ = write!(h, "<td>{}{}</td>", fmt_ms(st.ms_at(q)), rat(name));
+            }
+            let _ = write!(
+                h,
+                "<td>{}{}</td></tr>",
+                fmt_ms(st.latency.max() as f64 / 1000.0),
+                rat("max")
+            );
+        }
+    }
+    h.push_str("</table>");
+
+    h.push_str("<h3>Strategies side by side</h3><div class=\"charts\">");
+    for op in Op::ALL {
+        let compared: Vec<Compared> = r
+            .runs
+            .iter()
+            .filter_map(|run| {
+                run.stats.ops.get(&op).map(|st| Compared {
+                    label: run.label.clone(),
+                    ok_per_s: st.ok_throughput(),
+                    attempts_per_s: st.throughput(),
+                    p50: st.ms_at(0.5),
+                    p99: st.ms_at(0.99),
+                })
+            })
+            .collect();
+        if compared.is_empty() {
+            continue;
+        }
+        let title = format!("{} · {}: strategies side by side", s.name, op.name());
+        h.push_str(
+            &Figure {
+                kind: Kind::Comparison,
+                strategy: None,
+                op: Some(op),
+                svg: charts::comparison(&title, &compared)?,
+            }
+            .html(),
+        );
+    }
+    h.push_str("</div>");
+
+    for run in &r.runs {
+        let label = &run.label;
+        let tl = &run.stats.timeline;
+        let _ = write!(
+            h,
+            "<h3>{} · {}</h3><p><small>Intervals of {}; latency of the requests that ended in each.</small></p><div class=\"charts\">",
+            esc(&s.name),
+            esc(label),
+            fmt_ms(tl.width.as_secs_f64() * 1000.0)
+        );
+        let title = format!("{} · {label}: users over time", s.name);
+        h.push_str(
+            &Figure {
+                kind: Kind::Users,
+                strategy: Some(label.clone()),
+                op: None,
+                svg: charts::users_over_time(&title, tl)?,
+            }
+            .html(),
+        );
+        h.push_str("</div>");
+        for (op, st) in &run.stats.ops {
+            let _ = write!(h, "<h4>{} · {}</h4><div class=\"charts\">", esc(label), op.name());
+            let series = tl.ops.get(op).map_or(&[][..], Vec::as_slice);
+            let name = format!("{label} · {}", op.name());
+            let figures = [
+                (
+                    Kind::LatencyOverTime,
+                    charts::latency_over_time(&format!("{name}: latency over time"), tl, series)?,
+                ),
+                (
+                    Kind::ThroughputOverTime,
+                    charts::throughput_over_time(&format!("{name}: throughput over time"), tl, series)?,
+                ),
+                (
+                    Kind::Percentiles,
+                    charts::percentiles(&format!("{name}: latency by percentile"), st)?,
+                ),
+                (
+                    Kind::Outcomes,
+                    charts::outcomes(&format!("{name}: outcomes by code"), st)?,
+                ),
+            ];
+            for (kind, svg) in figures {
+                h.push_str(
+                    &Figure {
+                        kind,
+                        strategy: Some(label.clone()),
+                        op: Some(*op),
+                        svg,
+                    }
+                    .html(),
+                );
+            }
+            h.push_str("</div>");
+        }
+    }
+    Ok(())
 }
