@@ -197,6 +197,7 @@ mod tests {
             tokens: Some((TokenStatus::Waiting, 0, 10)),
             reservations: Some((ReservationFilter::All, 10)),
             wallet: Some(1),
+            find_token: None,
         };
         let Event::Loaded(snapshot) = db.execute(Request::Refresh(want)) else {
             panic!("not a snapshot")
@@ -223,6 +224,7 @@ mod tests {
             tokens: None,
             reservations: None,
             wallet: None,
+            find_token: None,
         };
         let Event::Loaded(snapshot) = db.execute(Request::Refresh(want)) else {
             panic!()
