@@ -5,7 +5,8 @@
 //! 2. Reserve and pay throughput and latency on 1, 2, 8 and 64 threads.
 //!
 //! Run: `cargo bench -p ticketing-core --bench contention` (add `TICKETING_TEST_REDIS_URL` for
-//! the redis strategy; `scripts/bench-core.sh` starts a private Redis and does that).
+//! the redis strategy). With `BENCH_PG_URL=postgres://…` every run is on PostgreSQL instead,
+//! each in a fresh schema dropped at the end.
 
 #![allow(clippy::unwrap_used)] // bench code
 
@@ -15,10 +16,22 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use ticketing_core::admin::NewConcert;
-use ticketing_core::{Config, Money, PayCmd, ReserveCmd, StrategyKind, Ticketing};
+use ticketing_core::{Config, Database, Money, PayCmd, ReserveCmd, ScratchSchema, StrategyKind, Ticketing};
+
+/// PostgreSQL schemas made for this run, dropped when `main` ends.
+static SCHEMAS: std::sync::Mutex<Vec<ScratchSchema>> = std::sync::Mutex::new(Vec::new());
 
 fn open(kind: StrategyKind, dir: &tempfile::TempDir, name: &str) -> Ticketing {
-    let mut config = Config::new(dir.path().join(format!("{name}.db"))).with_strategy(kind);
+    let db = match std::env::var("BENCH_PG_URL") {
+        Ok(url) => {
+            let schema = ScratchSchema::create(&url, "bench").unwrap();
+            let db = Database::parse(schema.url());
+            SCHEMAS.lock().unwrap().push(schema);
+            db
+        }
+        Err(_) => Database::from(dir.path().join(format!("{name}.db"))),
+    };
+    let mut config = Config::new(db).with_strategy(kind);
     config.redis_url = std::env::var("TICKETING_TEST_REDIS_URL").ok();
     config.max_active = Some(1_000_000);
     config.max_holds = 1000;
@@ -301,6 +314,8 @@ fn main() {
     }
     // `cargo bench --bench contention -- seed` (or `-- throughput`) runs one part.
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let backend = if std::env::var("BENCH_PG_URL").is_ok() { "PostgreSQL" } else { "SQLite" };
+    println!("backend: {backend}");
     let wants = |part: &str| only.as_deref().is_none_or(|o| o == part);
     if wants("seed") {
         println!("== the seed's four cases, 10 threads, median of 21 runs (seed: 194-609 ms total) ==");
@@ -309,6 +324,7 @@ fn main() {
         }
     }
     if !wants("throughput") {
+        SCHEMAS.lock().unwrap().clear();
         return;
     }
     println!("\n== throughput, durability FULL ==");
@@ -319,4 +335,5 @@ fn main() {
             }
         }
     }
+    SCHEMAS.lock().unwrap().clear();
 }
