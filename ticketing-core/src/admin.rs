@@ -11,7 +11,9 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::money::{Money, MAX_AMOUNT};
 use crate::queue;
-use crate::ticketing::{dates_of, expire_token_row, Ticketing};
+use crate::ticketing::Ticketing;
+use crate::usecase::catalogue::dates_of;
+use crate::usecase::queue::expire_token_row;
 
 /// A concert to add: one row of seats per date, all at one price.
 #[derive(Debug, Clone)]
@@ -307,7 +309,7 @@ impl Ticketing {
     pub fn seat_map(&self, concert_option_id: i64) -> Result<Vec<SeatMapEntry>> {
         let now = self.now();
         self.store().read(|c| {
-            crate::ticketing::option_price(c, concert_option_id)?;
+            crate::usecase::catalogue::option_price(c, concert_option_id)?;
             let seats = c
                 .prepare_cached(
                     "SELECT s.id, s.seat_number, s.status, s.held_until, s.reservation_id, r.user_id
@@ -563,7 +565,7 @@ impl Ticketing {
     pub fn wallet(&self, user_id: i64) -> Result<WalletView> {
         let user_id = crate::domain::check_user_id(user_id)?;
         self.store().read(|c| {
-            let balance = crate::ticketing::read_wallet(c, user_id)?.map_or(Money::ZERO, |w| w.balance);
+            let balance = crate::usecase::wallet::read_wallet(c, user_id)?.map_or(Money::ZERO, |w| w.balance);
             Ok(WalletView {
                 user_id,
                 balance,

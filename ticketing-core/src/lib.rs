@@ -28,6 +28,7 @@ mod queue;
 mod store;
 mod strategy;
 mod ticketing;
+mod usecase;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{Config, Database, Durability, StrategyKind};
@@ -44,4 +45,5 @@ pub use store::{Answer, ScratchSchema};
 pub use strategy::test_hooks;
 pub use strategy::ContentionSnapshot;
 pub use ticketing::Ticketing;
-pub use ticketing::{SweepReport, FAULT_POINTS};
+pub use ticketing::FAULT_POINTS;
+pub use usecase::sweep::SweepReport;
