@@ -44,7 +44,8 @@ pub struct RunContext {
 /// State set up before a single-operation race.
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
-    /// An admitted token per user (reserve race), by user index.
+    /// An admitted token per user (reserve race), by user index; the one shared token of a
+    /// read-only `seats` load.
     pub tokens: Vec<String>,
     /// The date and seat raced for.
     pub target: Option<(i64, i64)>,
@@ -170,6 +171,22 @@ impl User {
                             .call(Op::Charge, false, Box::pin(driver.charge(wallet, amount)))
                             .await;
                         self.money(wallet, amount.cents(), &r);
+                    }
+                }
+                UserEnd::Done
+            }
+            Journey::Seats { ops, .. } => {
+                let token = self.ctx.prepared.tokens.first().cloned();
+                let (Some(token), Some((option, _))) = (token, self.ctx.prepared.target) else {
+                    return UserEnd::GaveUp;
+                };
+                for _ in 0..ops {
+                    if self
+                        .call(Op::Seats, false, Box::pin(driver.seats(&token, option)))
+                        .await
+                        .is_err()
+                    {
+                        return UserEnd::GaveUp;
                     }
                 }
                 UserEnd::Done

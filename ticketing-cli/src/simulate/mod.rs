@@ -12,6 +12,7 @@
 mod baseline;
 mod check;
 mod driver;
+mod expr;
 mod journey;
 mod live;
 #[cfg(test)]
@@ -275,9 +276,6 @@ fn plan(global: &GlobalArgs, args: &SimulateArgs) -> anyhow::Result<Plan> {
     if args.concurrency == 0 || args.concurrency > 4096 {
         return Err(UsageError("--concurrency must be between 1 and 4096".into()).into());
     }
-    if args.users == Some(0) {
-        return Err(UsageError("--users must be at least 1".into()).into());
-    }
     let names = if args.scenarios.is_empty() {
         vec![scenario::DEFAULT.to_string()]
     } else {
@@ -287,12 +285,7 @@ fn plan(global: &GlobalArgs, args: &SimulateArgs) -> anyhow::Result<Plan> {
     for name in &names {
         let mut s = Scenario::load(name).map_err(|ScenarioError(m)| UsageError(m))?;
         if let Some(users) = args.users {
-            s.load.users = users;
-            if let Journey::Reserve { .. } = s.journey {
-                if s.queue.max_active.is_some_and(|m| u64::from(m) < users) {
-                    s.queue.max_active = u32::try_from(users).ok();
-                }
-            }
+            s = s.with_users(users).map_err(|ScenarioError(m)| UsageError(m))?;
         }
         if let (Some(_), Some(m)) = (&args.target, s.queue.max_active) {
             eprintln!(
@@ -677,11 +670,12 @@ async fn admitted_token(driver: &Driver, user: i64) -> anyhow::Result<String> {
 }
 
 /// Sets up the seed's single-operation races: admitted tokens for the reserve race; a held seat
-/// for the pay race.
+/// for the pay race; one admitted token and the first date for a read-only `seats` load.
 async fn prepare(driver: &Driver, scenario: &Scenario, concert_ids: &[i64]) -> anyhow::Result<Prepared> {
     let mut prepared = Prepared::default();
     let (concert, seat) = match scenario.journey {
         Journey::Reserve { concert, seat } | Journey::Pay { concert, seat } => (concert, seat),
+        Journey::Seats { concert, .. } => (concert, 1),
         _ => return Ok(prepared),
     };
     let first = scenario.load.first_user;
@@ -697,7 +691,9 @@ async fn prepare(driver: &Driver, scenario: &Scenario, concert_ids: &[i64]) -> a
         .get(seat as usize - 1)
         .context("preparing the race: the seat is not available")?;
     prepared.target = Some((date.option_id, seat_id));
-    if let Journey::Pay { .. } = scenario.journey {
+    if let Journey::Seats { .. } = scenario.journey {
+        prepared.tokens.push(probe);
+    } else if let Journey::Pay { .. } = scenario.journey {
         let hold = driver
             .reserve(&probe, first, date.option_id, seat_id)
             .await
