@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ticketing_core::{Config, Durability, StrategyKind};
 
 /// Concert ticketing: waiting queue, seat holds, wallet and payments under heavy contention.
@@ -29,9 +30,14 @@ struct Cli {
 /// Settings shared by every subcommand; accepted before or after it.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// SQLite database file (created and migrated when missing).
+    /// SQLite database file (created and migrated when missing). `simulate` keeps one per
+    /// strategy beside it (`run.db` → `run.pessimistic.db`); with `--target`, the server's.
     #[arg(long, global = true, env = "TICKETING_DB", default_value = "./ticketing.db")]
     pub db: PathBuf,
+    /// `--db` (or `TICKETING_DB`) was given rather than defaulted: `simulate` keeps its
+    /// databases only where the user asked for them.
+    #[arg(skip)]
+    pub db_given: bool,
     /// Concurrency control for contended writes: pessimistic, optimistic (the default) or redis.
     /// `simulate` also takes `all` or a comma list, and runs every available one when it is unset.
     #[arg(long, global = true, env = "TICKETING_STRATEGY")]
@@ -125,7 +131,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.global.db_given = db_given(&matches);
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(&cli.global, args),
         Command::Tui(args) => tui::run(&cli.global, args),
@@ -143,6 +151,18 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Whether `--db` came from the command line or the environment, before or after the
+/// subcommand (a global flag given after it is recorded in the subcommand's matches).
+fn db_given(matches: &ArgMatches) -> bool {
+    let given = |m: &ArgMatches| {
+        matches!(
+            m.value_source("db"),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
+    given(matches) || matches.subcommand().is_some_and(|(_, sub)| given(sub))
 }
 
 /// Usage errors exit 2: ours, and the core's invalid-input errors about settings.
