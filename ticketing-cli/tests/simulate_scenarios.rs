@@ -55,7 +55,7 @@ fn a_wrong_expectation_exits_1_and_names_it() {
     let file = dir.path().join("wrong.toml");
     let text_of = std::fs::read_to_string(scenario("sold-out-rush"))
         .unwrap()
-        .replace("paid = 100", "paid = 7");
+        .replace("paid = \"min(users, seats)\"", "paid = 7");
     std::fs::write(&file, text_of).unwrap();
     let out = simulate(
         dir.path(),
