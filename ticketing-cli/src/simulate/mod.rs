@@ -779,8 +779,20 @@ async fn drive(
     let mut users = JoinSet::new();
     for i in 0..scenario.load.users {
         let due = t0 + scenario.load.arrival_of(i);
-        if due > Instant::now() + Duration::from_millis(1) {
-            tokio::time::sleep_until(due).await;
+        // Requests are timed from `due`, so a late arrival is counted as latency. tokio's
+        // timer rounds a deadline up to its next millisecond tick: that lateness is the
+        // generator's, not the system's. So tokio sleeps to 2 ms before `due` (letting a
+        // cancel in), and the OS timer (tens of microseconds late) the rest; this thread only
+        // spawns, the users run on the runtime's workers.
+        let lead = Duration::from_millis(2);
+        if due > Instant::now() + lead {
+            tokio::time::sleep_until(due - lead).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
         }
         users.spawn(journey::run_user(ctx.clone(), i, due));
     }
