@@ -13,14 +13,17 @@ mod tui;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 pub use failure::UsageError;
 pub use options::{parse_duration, GlobalArgs};
 pub(crate) use options::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.global.db_given = db_given(&matches);
     let outcome = match cli.command {
         Command::Serve(args) => serve::run(&cli.global, args),
         Command::Tui(args) => tui::run(&cli.global, args),
@@ -34,4 +37,16 @@ fn main() -> ExitCode {
             failure::exit_code(&e)
         }
     }
+}
+
+/// Whether `--db` came from the command line or the environment, before or after the
+/// subcommand (a global flag given after it is recorded in the subcommand's matches).
+fn db_given(matches: &ArgMatches) -> bool {
+    let given = |m: &ArgMatches| {
+        matches!(
+            m.value_source("db"),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
+    given(matches) || matches.subcommand().is_some_and(|(_, sub)| given(sub))
 }

@@ -41,9 +41,14 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// The database: an SQLite file or a postgres://… URL. Writing commands create and migrate
-    /// it when missing; read commands never create or change it.
+    /// it when missing; read commands never create or change it. `simulate` keeps one per
+    /// strategy beside it (`run.db` → `run.pessimistic.db`); with `--target`, the server's.
     #[arg(long, global = true, env = "TICKETING_DB", default_value = "ticketing.db")]
     pub db: String,
+    /// `--db` (or `TICKETING_DB`) was given rather than defaulted: `simulate` keeps its
+    /// databases only where the user asked for them.
+    #[arg(skip)]
+    pub db_given: bool,
     /// PostgreSQL: the most database connections this process opens.
     #[arg(long, global = true, env = "TICKETING_DB_POOL", default_value_t = DEFAULT_DB_POOL)]
     pub db_pool: u32,

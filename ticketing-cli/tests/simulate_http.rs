@@ -1,6 +1,7 @@
 //! `--target`: scenarios over real HTTP against `ticketing serve` on an ephemeral port, with
 //! the invariants checked from the client-side history and final reads: the sold-out rush
-//! (scaled down) and the seed's use-points case through `PATCH /api/balance/use`.
+//! (scaled down, its concert added through `--db`) and the seed's use-points case through
+//! `PATCH /api/balance/use`.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
 
@@ -65,6 +66,7 @@ fn simulate(dir: &Path, url: &str, args: &[&str]) -> (Output, String, Value) {
         .args(args)
         .args(["--target", url, "--json"])
         .arg(&json)
+        .env_remove("TICKETING_DB")
         .output()
         .unwrap();
     let all = format!(
@@ -90,28 +92,19 @@ fn assert_checks_hold(run: &Value, names: &[&str], all: &str) {
     assert!(checks.iter().all(|c| c["ok"] == true), "every check holds: {all}");
 }
 
+/// `--target URL --db PATH` on a fresh server: the simulator adds the scenario's concert to
+/// the server's database itself (no manual step) and the rush sells out over HTTP.
 #[test]
-fn sold_out_rush_over_http() {
+fn sold_out_rush_over_http_sets_its_data_up_through_db() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("server.db");
-    let added = Command::new(BIN)
-        .args([
-            "admin",
-            "concert",
-            "add",
-            "--title",
-            "Sold-out rush",
-            "--date",
-            "2026-12-24",
-        ])
-        .args(["--date", "2026-12-25", "--seats", "50", "--price", "100000", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
-    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
     let server = Server::start(&db, &["--max-active", "500"]);
 
-    let (_, all, run) = simulate(dir.path(), &server.url, &["sold-out-rush", "--users", "400"]);
+    let (_, all, run) = simulate(
+        dir.path(),
+        &server.url,
+        &["sold-out-rush", "--users", "400", "--db", db.to_str().unwrap()],
+    );
     assert_eq!(run["users"]["done"], 100, "{all}");
     assert_checks_hold(
         &run,
@@ -123,6 +116,40 @@ fn sold_out_rush_over_http() {
         ],
         &all,
     );
+    let concerts = get_json(&server.url, "/api/concerts");
+    assert!(concerts.to_string().contains("Sold-out rush"), "{concerts}");
+}
+
+/// Without `--db` the simulator cannot add data to a server: it says how (exit 2); with a
+/// `--db` that does not exist it refuses rather than create a database the server never reads.
+#[test]
+fn target_without_the_servers_data_says_how_to_set_it_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("server.db"), &[]);
+    let run = |extra: &[&str]| {
+        Command::new(BIN)
+            .current_dir(dir.path())
+            .args(["simulate", "hot-seat", "--users", "5", "--target", &server.url])
+            .args(extra)
+            .env_remove("TICKETING_DB")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the server has no concert titled `Hot seat`: pass the server's database as --db PATH and the simulator adds it"),
+        "{stderr}"
+    );
+    let out = run(&["--db", "other.db"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--db other.db: no such database; with --target, --db names the running server's database"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("other.db").exists());
 }
 
 /// The seed's second case over HTTP: 10 concurrent `PATCH /api/balance/use` of 100 on a

@@ -314,7 +314,11 @@ fn main() {
     }
     // `cargo bench --bench contention -- seed` (or `-- throughput`) runs one part.
     let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let backend = if std::env::var("BENCH_PG_URL").is_ok() { "PostgreSQL" } else { "SQLite" };
+    let backend = if std::env::var("BENCH_PG_URL").is_ok() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     println!("backend: {backend}");
     let wants = |part: &str| only.as_deref().is_none_or(|o| o == part);
     if wants("seed") {

@@ -514,14 +514,14 @@ impl Ticketing {
         self.store().read(|c| {
             let sql = match filter {
                 ReservationFilter::Held => "WHERE r.status = 'HELD' AND r.held_until > ?1",
-                ReservationFilter::Paid => "WHERE r.status = 'PAID' AND ?1 = ?1",
-                ReservationFilter::All => "WHERE ?1 = ?1",
+                ReservationFilter::Paid => "WHERE r.status = 'PAID' AND CAST(?1 AS BIGINT) IS NOT NULL",
+                ReservationFilter::All => "WHERE CAST(?1 AS BIGINT) IS NOT NULL",
             };
             let rows = c
                 .prepare_cached(&format!(
                     "SELECT r.id, r.user_id, r.seat_id, s.seat_number, r.option_id, r.status, r.held_until, r.price
                      FROM reservations r JOIN seats s ON s.id = r.seat_id {sql}
-                       AND (?3 IS NULL OR r.user_id = ?3)
+                       AND (CAST(?3 AS BIGINT) IS NULL OR r.user_id = ?3)
                      ORDER BY r.id DESC LIMIT ?2"
                 ))?
                 .query_map(params![now.0, limit as i64, user_id], |r| {

@@ -1,8 +1,11 @@
 //! `ticketing simulate`: runs scenarios with many virtual users against the core (in-process,
-//! one fresh database per strategy) or a running server (`--target URL`), then checks the
-//! invariants of docs/contract.md §Invariants and the scenario's expectations (docs/contract.md §Simulator).
+//! one fresh database per strategy: temporary, kept where `--db` says, or a scratch schema
+//! when `--db` is a PostgreSQL URL) or a running server (`--target URL`, its data set up
+//! through `--db`), then checks the invariants of docs/contract.md §Invariants and the
+//! scenario's expectations (docs/contract.md §Simulator).
 //!
-//! Where things are: [`scenario`] (the TOML format and the shipped scenarios), [`journey`]
+//! Where things are: [`scenario`] (the TOML format and the shipped scenarios), [`expr`]
+//! (expectations and descriptions relative to the load), [`journey`]
 //! (virtual users), [`driver`] (in-process | HTTP), [`metrics`] (the one aggregator that owns
 //! the histograms and time series), [`check`] (invariants and expectations), [`baseline`] (raw
 //! SQLite commit rate), [`report`] (the only writer of output: table, `--json`, `--report`
@@ -14,6 +17,7 @@ mod baseline;
 mod charts;
 mod check;
 mod driver;
+mod expr;
 mod journey;
 mod live;
 #[cfg(test)]
@@ -24,7 +28,7 @@ mod scenario;
 mod screen;
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,8 +60,13 @@ pub struct SimulateArgs {
     /// `--strategy`, every available one.
     pub scenarios: Vec<String>,
     /// Drive a running server over HTTP instead of the in-process core, e.g. http://127.0.0.1:8080.
+    /// With `--db`, the server's database: the scenario's concerts are added there first.
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
+    /// With `--db`: replace the databases it names when they exist already (without it the
+    /// command refuses and writes nothing, so a kept run is never lost by accident).
+    #[arg(long)]
+    pub replace_db: bool,
     /// Seed of the users' random choices (same seed, same choices).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -138,6 +147,158 @@ struct Plan {
     durability: Durability,
     scenarios: Vec<Arc<Scenario>>,
     targets: Vec<Target>,
+    dbs: RunDbs,
+}
+
+/// Where each run's database is.
+#[derive(Debug, Clone)]
+enum RunDbs {
+    /// No `--db`: a temporary database per run, removed at the end.
+    Temporary,
+    /// `--db PATH`: one database per strategy (and per scenario when several run), kept.
+    Kept {
+        db: PathBuf,
+        per_scenario: bool,
+        replace: bool,
+    },
+    /// `--target` with `--db PATH`: the server's database, where the setup is created.
+    Server(ticketing_core::Database),
+    /// `--db postgres://…` (in process): a scratch schema per run, dropped at the end.
+    Postgres(String),
+}
+
+impl RunDbs {
+    /// From `--db` and `--replace-db`: refuses, before anything is written, a kept database
+    /// that exists already (unless replacing) or whose directory does not, and a server
+    /// database that does not exist.
+    fn new(
+        global: &GlobalArgs,
+        args: &SimulateArgs,
+        scenarios: &[Arc<Scenario>],
+        targets: &[Target],
+    ) -> Result<RunDbs, UsageError> {
+        if !global.db_given {
+            if args.replace_db {
+                return Err(UsageError("--replace-db goes with --db PATH".into()));
+            }
+            return Ok(RunDbs::Temporary);
+        }
+        if let ticketing_core::Database::Postgres(url) = ticketing_core::Database::parse(&global.db) {
+            return Ok(match args.target {
+                Some(_) => RunDbs::Server(ticketing_core::Database::Postgres(url)),
+                None => RunDbs::Postgres(url),
+            });
+        }
+        let db = PathBuf::from(&global.db);
+        if args.target.is_some() {
+            if !db.is_file() {
+                return Err(UsageError(format!(
+                    "--db {}: no such database; with --target, --db names the running server's database, where the scenario's concerts are added",
+                    db.display()
+                )));
+            }
+            return Ok(RunDbs::Server(ticketing_core::Database::from(db)));
+        }
+        let dbs = RunDbs::Kept {
+            db,
+            per_scenario: scenarios.len() > 1,
+            replace: args.replace_db,
+        };
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for s in scenarios {
+            for t in targets {
+                if let Target::Core(strategy) = t {
+                    let path = dbs.kept(s, *strategy).unwrap_or_default();
+                    if paths.contains(&path) {
+                        return Err(UsageError(format!(
+                            "scenario {} is named twice: with --db every run needs a database of its own",
+                            s.name
+                        )));
+                    }
+                    paths.push(path);
+                }
+            }
+        }
+        for path in &paths {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if !dir.is_dir() {
+                return Err(UsageError(format!("--db: no directory {}", dir.display())));
+            }
+        }
+        let existing: Vec<String> = paths
+            .iter()
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !existing.is_empty() && !args.replace_db {
+            return Err(UsageError(format!(
+                "{} already exist{}: pass --replace-db to replace {}, or name another --db",
+                existing.join(", "),
+                if existing.len() == 1 { "s" } else { "" },
+                if existing.len() == 1 { "it" } else { "them" },
+            )));
+        }
+        Ok(dbs)
+    }
+
+    /// The kept database of `strategy`'s run of `scenario`, if `--db` keeps them.
+    fn kept(&self, scenario: &Scenario, strategy: StrategyKind) -> Option<PathBuf> {
+        match self {
+            RunDbs::Kept { db, per_scenario, .. } => Some(strategy_db(
+                db,
+                per_scenario.then_some(scenario.name.as_str()),
+                strategy,
+            )),
+            RunDbs::Temporary | RunDbs::Server(_) | RunDbs::Postgres(_) => None,
+        }
+    }
+}
+
+/// The database `--db DB` names for `strategy`'s run (of `scenario`, when one command runs
+/// several): `run.db` → `run.pessimistic.db`, `run.hot-seat.pessimistic.db`. The one place a
+/// `--db` argument becomes a strategy's database, so another kind of database (a server URL,
+/// a schema per strategy) is added here.
+fn strategy_db(db: &Path, scenario: Option<&str>, strategy: StrategyKind) -> PathBuf {
+    let mut name = db
+        .file_stem()
+        .map_or_else(|| "ticketing".to_string(), |s| s.to_string_lossy().into_owned());
+    if let Some(scenario) = scenario {
+        // A scenario's name is free text: keep it a plain file-name part.
+        let part: String = scenario
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        name = format!("{name}.{part}");
+    }
+    name = format!("{name}.{}", strategy.name());
+    if let Some(ext) = db.extension() {
+        name = format!("{name}.{}", ext.to_string_lossy());
+    }
+    db.with_file_name(name)
+}
+
+/// Removes an SQLite database and its side files (`-wal`, `-shm`), for `--replace-db`.
+fn remove_db(path: &Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(anyhow::Error::new(e).context(format!("cannot replace {}", Path::new(&file).display())))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 impl Plan {
@@ -280,9 +441,6 @@ fn plan(global: &GlobalArgs, args: &SimulateArgs) -> anyhow::Result<Plan> {
     if args.concurrency == 0 || args.concurrency > 4096 {
         return Err(UsageError("--concurrency must be between 1 and 4096".into()).into());
     }
-    if args.users == Some(0) {
-        return Err(UsageError("--users must be at least 1".into()).into());
-    }
     let names = if args.scenarios.is_empty() {
         vec![scenario::DEFAULT.to_string()]
     } else {
@@ -292,12 +450,7 @@ fn plan(global: &GlobalArgs, args: &SimulateArgs) -> anyhow::Result<Plan> {
     for name in &names {
         let mut s = Scenario::load(name).map_err(|ScenarioError(m)| UsageError(m))?;
         if let Some(users) = args.users {
-            s.load.users = users;
-            if let Journey::Reserve { .. } = s.journey {
-                if s.queue.max_active.is_some_and(|m| u64::from(m) < users) {
-                    s.queue.max_active = u32::try_from(users).ok();
-                }
-            }
+            s = s.with_users(users).map_err(|ScenarioError(m)| UsageError(m))?;
         }
         if let (Some(_), Some(m)) = (&args.target, s.queue.max_active) {
             eprintln!(
@@ -331,10 +484,12 @@ fn plan(global: &GlobalArgs, args: &SimulateArgs) -> anyhow::Result<Plan> {
         Ticketing::check_services(&config)?;
     }
     report::check_outputs(args.json.as_deref(), args.report.as_deref())?;
+    let dbs = RunDbs::new(global, args, &scenarios, &targets)?;
     Ok(Plan {
         durability,
         scenarios,
         targets,
+        dbs,
     })
 }
 
@@ -385,7 +540,7 @@ fn execute(
                 &runtime,
                 global,
                 args,
-                plan.durability,
+                plan,
                 scenario,
                 target,
                 workdir.path(),
@@ -413,6 +568,21 @@ fn execute(
             runs,
         };
         out.text(&report::scenario_text(&result, baseline.as_ref()));
+        let kept: Vec<String> = plan
+            .targets
+            .iter()
+            .filter_map(|t| match t {
+                Target::Core(strategy) => plan.dbs.kept(scenario, *strategy),
+                Target::Http(_) => None,
+            })
+            .map(|p| p.display().to_string())
+            .collect();
+        if !kept.is_empty() {
+            out.line(&format!(
+                "databases kept: {} (open one with `ticketing admin check --db FILE` or `ticketing tui --db FILE`)",
+                kept.join(", ")
+            ));
+        }
         results.push(result);
     }
     Ok(Simulated {
@@ -483,10 +653,10 @@ fn run_one(
     runtime: &Runtime,
     global: &GlobalArgs,
     args: &SimulateArgs,
-    durability: Durability,
+    plan: &Plan,
     scenario: &Arc<Scenario>,
     target: &Target,
-    workdir: &std::path::Path,
+    workdir: &Path,
     live: Option<(&Live, usize)>,
     mut cancel: watch::Receiver<bool>,
 ) -> anyhow::Result<RunResult> {
@@ -495,40 +665,52 @@ fn run_one(
     }
     let (driver, core, concert_ids, _db_dir) = match target {
         Target::Core(strategy) => {
-            let dir = tempfile::Builder::new().prefix(strategy.name()).tempdir_in(workdir)?;
-            // On PostgreSQL each strategy runs in a schema of its own, dropped after the run.
-            let scratch = match ticketing_core::Database::parse(&global.db) {
-                ticketing_core::Database::Postgres(url) => {
-                    let schema = ticketing_core::ScratchSchema::create(&url, &format!("simulate_{strategy}"))?;
+            let (db, dir, scratch) = match (&plan.dbs, plan.dbs.kept(scenario, *strategy)) {
+                // On PostgreSQL each strategy runs in a schema of its own, dropped after the run.
+                (RunDbs::Postgres(url), _) => {
+                    let schema = ticketing_core::ScratchSchema::create(url, &format!("simulate_{strategy}"))?;
                     eprintln!(
                         "{strategy}: PostgreSQL schema {} (dropped after the run)",
                         schema.name()
                     );
-                    Some(schema)
+                    (ticketing_core::Database::parse(schema.url()), None, Some(schema))
                 }
-                ticketing_core::Database::Sqlite(_) => None,
+                (_, Some(path)) => {
+                    if let RunDbs::Kept { replace: true, .. } = plan.dbs {
+                        remove_db(&path)?;
+                    }
+                    (ticketing_core::Database::from(path), None, None)
+                }
+                (_, None) => {
+                    let dir = tempfile::Builder::new().prefix(strategy.name()).tempdir_in(workdir)?;
+                    (
+                        ticketing_core::Database::from(dir.path().join("ticketing.db")),
+                        Some(dir),
+                        None,
+                    )
+                }
             };
-            let db = scratch.as_ref().map_or_else(
-                || ticketing_core::Database::from(dir.path().join("ticketing.db")),
-                |s| ticketing_core::Database::parse(s.url()),
-            );
-            let config = core_config(global, durability, scenario, *strategy, db);
-            let t = Ticketing::open(config)?;
-            let mut ids = Vec::new();
-            for c in &scenario.setup.concerts {
-                let created = t.add_concert(NewConcert {
-                    title: c.title.clone(),
-                    dates: c.dates.clone(),
-                    seats: c.seats,
-                    price: c.price,
-                })?;
-                ids.push(created.concert_id);
-            }
+            let config = core_config(global, plan.durability, scenario, *strategy, db.clone());
+            let t = Ticketing::open(config).with_context(|| format!("cannot open the database {db}"))?;
+            let ids = add_concerts(&t, scenario)?;
             (Driver::InProcess(t.clone()), Some(t), ids, Some((dir, scratch)))
         }
         Target::Http(url) => {
             let http = Arc::new(HttpDriver::new(url, args.concurrency)?);
-            let ids = runtime.block_on(http_concerts(&http, scenario))?;
+            let ids = match &plan.dbs {
+                RunDbs::Server(db) => {
+                    // The server's own settings (queue size, strategy) stay as they are:
+                    // only the scenario's concerts are added, next to whatever is there.
+                    let mut config = Config::new(db.clone());
+                    config.durability = plan.durability;
+                    let t =
+                        Ticketing::open(config).with_context(|| format!("cannot open the server's database {db}"))?;
+                    add_concerts(&t, scenario)?
+                }
+                RunDbs::Temporary | RunDbs::Kept { .. } | RunDbs::Postgres(_) => {
+                    runtime.block_on(http_concerts(&http, scenario))?
+                }
+            };
             (Driver::Http(http), None, ids, None)
         }
     };
@@ -542,6 +724,23 @@ fn run_one(
     });
     drop(core);
     result
+}
+
+/// Adds the setup's concerts; their ids, in the setup's order.
+fn add_concerts(t: &Ticketing, scenario: &Scenario) -> anyhow::Result<Vec<i64>> {
+    let mut ids = Vec::new();
+    for c in &scenario.setup.concerts {
+        let created = t
+            .add_concert(NewConcert {
+                title: c.title.clone(),
+                dates: c.dates.clone(),
+                seats: c.seats,
+                price: c.price,
+            })
+            .with_context(|| format!("cannot add the concert `{}`", c.title))?;
+        ids.push(created.concert_id);
+    }
+    Ok(ids)
 }
 
 /// Resolves once `cancel` turns true (never, if its sender is gone without doing so).
@@ -561,7 +760,7 @@ async fn http_concerts(http: &HttpDriver, scenario: &Scenario) -> anyhow::Result
         let Some((id, _)) = have.iter().rev().find(|(_, title)| *title == c.title) else {
             let dates: Vec<String> = c.dates.iter().map(|d| format!("--date {d}")).collect();
             return Err(UsageError(format!(
-                "the server has no concert titled `{}`; add it on the server's database first:\n  ticketing admin concert add --title '{}' {} --seats {} --price {}",
+                "the server has no concert titled `{}`: pass the server's database as --db PATH and the simulator adds it, or add it yourself:\n  ticketing admin concert add --title '{}' {} --seats {} --price {}",
                 c.title,
                 c.title,
                 dates.join(" "),
@@ -614,8 +813,20 @@ async fn drive(
     let mut users = JoinSet::new();
     for i in 0..scenario.load.users {
         let due = t0 + scenario.load.arrival_of(i);
-        if due > Instant::now() + Duration::from_millis(1) {
-            tokio::time::sleep_until(due).await;
+        // Requests are timed from `due`, so a late arrival is counted as latency. tokio's
+        // timer rounds a deadline up to its next millisecond tick: that lateness is the
+        // generator's, not the system's. So tokio sleeps to 2 ms before `due` (letting a
+        // cancel in), and the OS timer (tens of microseconds late) the rest; this thread only
+        // spawns, the users run on the runtime's workers.
+        let lead = Duration::from_millis(2);
+        if due > Instant::now() + lead {
+            tokio::time::sleep_until(due - lead).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
         }
         users.spawn(journey::run_user(ctx.clone(), i, due));
     }
@@ -703,11 +914,12 @@ async fn admitted_token(driver: &Driver, user: i64) -> anyhow::Result<String> {
 }
 
 /// Sets up the seed's single-operation races: admitted tokens for the reserve race; a held seat
-/// for the pay race.
+/// for the pay race; one admitted token and the first date for a read-only `seats` load.
 async fn prepare(driver: &Driver, scenario: &Scenario, concert_ids: &[i64]) -> anyhow::Result<Prepared> {
     let mut prepared = Prepared::default();
     let (concert, seat) = match scenario.journey {
         Journey::Reserve { concert, seat } | Journey::Pay { concert, seat } => (concert, seat),
+        Journey::Seats { concert, .. } => (concert, 1),
         _ => return Ok(prepared),
     };
     let first = scenario.load.first_user;
@@ -723,7 +935,9 @@ async fn prepare(driver: &Driver, scenario: &Scenario, concert_ids: &[i64]) -> a
         .get(seat as usize - 1)
         .context("preparing the race: the seat is not available")?;
     prepared.target = Some((date.option_id, seat_id));
-    if let Journey::Pay { .. } = scenario.journey {
+    if let Journey::Seats { .. } = scenario.journey {
+        prepared.tokens.push(probe);
+    } else if let Journey::Pay { .. } = scenario.journey {
         let hold = driver
             .reserve(&probe, first, date.option_id, seat_id)
             .await

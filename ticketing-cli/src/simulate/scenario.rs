@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use ticketing_core::Money;
 
+use super::expr::{self, Expr, Vars};
 use super::metrics::Op;
 
 /// The scenarios shipped in `scenarios/`, by name.
@@ -25,6 +26,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("wallet-storm", include_str!("../../../scenarios/wallet-storm.toml")),
     ("steady-state", include_str!("../../../scenarios/steady-state.toml")),
     ("mega-rush", include_str!("../../../scenarios/mega-rush.toml")),
+    (
+        "available-seats",
+        include_str!("../../../scenarios/available-seats.toml"),
+    ),
 ];
 
 /// The scenario `ticketing simulate` runs when none is named.
@@ -129,15 +134,31 @@ struct RawJourney {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawExpect {
-    sold_out: Option<bool>,
-    paid: Option<u64>,
+    sold_out: Option<RawFigure>,
+    paid: Option<RawFigure>,
     #[serde(default)]
-    balances: Vec<RawWallet>,
+    balances: Vec<RawExpectedBalance>,
     #[serde(default)]
-    ok: BTreeMap<String, u64>,
+    ok: BTreeMap<String, RawFigure>,
     #[serde(default)]
-    failed: BTreeMap<String, u64>,
+    failed: BTreeMap<String, RawFigure>,
     max_errors: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpectedBalance {
+    user: i64,
+    balance: RawFigure,
+}
+
+/// An expected figure: a fixed value, or an expression of the load and setup (`expr`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum RawFigure {
+    Flag(bool),
+    Number(f64),
+    Expression(String),
 }
 
 // ----- the validated scenario ------------------------------------------------------------------
@@ -157,8 +178,49 @@ pub struct Scenario {
     pub queue: Queue,
     /// What each virtual user does.
     pub journey: Journey,
-    /// What must hold at the end.
+    /// What must hold at the end, for this load.
     pub expect: Expect,
+    /// The file's description and expectations, evaluated again for every load
+    /// ([`Scenario::with_users`]) so that they stay true when `--users` changes it.
+    template: Template,
+}
+
+/// The parts of a scenario written relative to its load or setup.
+#[derive(Debug, Clone)]
+struct Template {
+    description: String,
+    sold_out: Option<Figure>,
+    paid: Option<Figure>,
+    balances: Vec<(i64, Figure)>,
+    ok: Vec<(Op, Figure)>,
+    failed: Vec<(Op, Figure)>,
+}
+
+/// One expected figure as written, and parsed.
+#[derive(Debug, Clone)]
+struct Figure {
+    text: String,
+    expr: Expr,
+}
+
+impl Figure {
+    fn from_raw(field: &str, raw: &RawFigure, flag: bool) -> Result<Figure, String> {
+        let (text, expr) = match raw {
+            RawFigure::Flag(b) if flag => (b.to_string(), Expr::Num(if *b { 1.0 } else { 0.0 })),
+            RawFigure::Flag(b) => return Err(format!("`{field}` must be a number or an expression, not {b}")),
+            RawFigure::Number(n) if flag => {
+                return Err(format!("`{field}` must be true, false or a comparison, not {n}"))
+            }
+            RawFigure::Number(n) => (n.to_string(), Expr::Num(*n)),
+            RawFigure::Expression(t) => (t.clone(), Expr::parse(t).map_err(|e| format!("`{field}`: {e}"))?),
+        };
+        Ok(Figure { text, expr })
+    }
+
+    /// The figure's value through `get` (count, cents, flag), or a message naming the field.
+    fn value<T>(&self, field: &str, vars: &Vars, get: impl Fn(&Expr, &Vars) -> Result<T, String>) -> Result<T, String> {
+        get(&self.expr, vars).map_err(|e| format!("`{field}` = `{}`: {e}", self.text))
+    }
 }
 
 /// Data created before the load.
@@ -271,6 +333,9 @@ pub enum Journey {
     Reserve { concert: usize, seat: u32 },
     /// One user holds a seat; every virtual user pays that one reservation with its token.
     Pay { concert: usize, seat: u32 },
+    /// Read only: every user reads the seat list of the concert's first date, `ops` times,
+    /// with one token admitted beforehand (a fixed-rate load to compare with other tools).
+    Seats { concert: usize, ops: u32 },
     /// Charges and uses of `amount` spread over `wallets` wallets.
     Wallet {
         wallets: u32,
@@ -385,8 +450,11 @@ impl Scenario {
             .collect::<Result<Vec<_>, _>>()?;
 
         let l = raw.load;
-        if l.users == 0 || l.users > 1_000_000 {
-            return Err(format!("`load.users` must be between 1 and 1000000, not {}", l.users));
+        if l.users == 0 || l.users > MAX_USERS {
+            return Err(format!(
+                "`load.users` must be between 1 and {MAX_USERS}, not {}",
+                l.users
+            ));
         }
         let arrival = match l.arrival.as_deref().unwrap_or("burst") {
             "burst" => {
@@ -543,6 +611,10 @@ impl Scenario {
                     Journey::Reserve { concert, seat }
                 }
             }
+            "seats" => Journey::Seats {
+                concert: concert_of(&j)?,
+                ops: ops(&j)?,
+            },
             "wallet" => {
                 let wallets = j.wallets.unwrap_or(5);
                 if wallets == 0 {
@@ -561,13 +633,13 @@ impl Scenario {
             }
             other => {
                 return Err(format!(
-                    "`journey.kind` must be one of ticket, charge, use, reserve, pay, wallet — not \"{other}\""
+                    "`journey.kind` must be one of ticket, charge, use, reserve, pay, seats, wallet — not \"{other}\""
                 ))
             }
         };
 
         let e = raw.expect;
-        let op_counts = |field: &str, m: &BTreeMap<String, u64>| -> Result<Vec<(Op, u64)>, String> {
+        let op_counts = |field: &str, m: &BTreeMap<String, RawFigure>| -> Result<Vec<(Op, Figure)>, String> {
             m.iter()
                 .map(|(k, v)| {
                     let op = Op::parse(k).ok_or_else(|| {
@@ -576,32 +648,53 @@ impl Scenario {
                             Op::ALL.iter().map(|o| o.name()).collect::<Vec<_>>().join(", ")
                         )
                     })?;
-                    Ok((op, *v))
+                    Ok((op, Figure::from_raw(&format!("expect.{field}.{k}"), v, false)?))
                 })
                 .collect()
         };
-        let expect = Expect {
-            sold_out: e.sold_out,
-            paid: e.paid,
+        let template = Template {
+            description: raw.description.trim().to_string(),
+            sold_out: e
+                .sold_out
+                .as_ref()
+                .map(|f| Figure::from_raw("expect.sold_out", f, true))
+                .transpose()?,
+            paid: e
+                .paid
+                .as_ref()
+                .map(|f| Figure::from_raw("expect.paid", f, false))
+                .transpose()?,
             balances: e
                 .balances
                 .iter()
                 .enumerate()
-                .map(|(i, w)| wallet_balance(&format!("expect.balances[{i}]"), w))
+                .map(|(i, w)| {
+                    let field = format!("expect.balances[{i}]");
+                    if w.user < 1 {
+                        return Err(format!("`{field}.user` must be at least 1"));
+                    }
+                    Ok((
+                        w.user,
+                        Figure::from_raw(&format!("{field}.balance"), &w.balance, false)?,
+                    ))
+                })
                 .collect::<Result<_, _>>()?,
             ok: op_counts("ok", &e.ok)?,
             failed: op_counts("failed", &e.failed)?,
-            max_errors: e.max_errors.unwrap_or(0),
         };
-        if (expect.sold_out.is_some() || expect.paid.is_some()) && concerts.is_empty() {
+        let expect = Expect {
+            max_errors: e.max_errors.unwrap_or(0),
+            ..Expect::default()
+        };
+        if (template.sold_out.is_some() || template.paid.is_some()) && concerts.is_empty() {
             return Err("`expect.sold_out` and `expect.paid` need at least one concert in `setup.concerts`".into());
         }
         if matches!(journey, Journey::Ticket { .. }) && concerts.is_empty() {
             return Err("a `ticket` journey needs at least one concert in `setup.concerts`".into());
         }
-        Ok(Scenario {
+        let mut scenario = Scenario {
             name: raw.name,
-            description: raw.description.trim().to_string(),
+            description: String::new(),
             setup: Setup {
                 concerts,
                 balance,
@@ -611,9 +704,102 @@ impl Scenario {
             queue,
             journey,
             expect,
-        })
+            template,
+        };
+        scenario.resolve()?;
+        Ok(scenario)
+    }
+
+    /// The scenario with `users` virtual users: its description and expectations evaluated
+    /// again for that load, and a `reserve` race's `max_active` raised to admit every racer.
+    pub fn with_users(&self, users: u64) -> Result<Scenario, ScenarioError> {
+        if users == 0 || users > MAX_USERS {
+            return Err(ScenarioError(format!(
+                "--users must be between 1 and {MAX_USERS}, not {users}"
+            )));
+        }
+        let mut s = self.clone();
+        s.load.users = users;
+        if let Journey::Reserve { .. } = s.journey {
+            if s.queue.max_active.is_some_and(|m| u64::from(m) < users) {
+                s.queue.max_active = u32::try_from(users).ok();
+            }
+        }
+        s.resolve()
+            .map_err(|e| ScenarioError(format!("scenario {} with --users {users}: {e}", s.name)))?;
+        Ok(s)
+    }
+
+    /// The names an expression may use, for this load.
+    fn vars(&self) -> Vars {
+        let ops = match self.journey {
+            Journey::Charge { ops, .. }
+            | Journey::Use { ops, .. }
+            | Journey::Wallet { ops, .. }
+            | Journey::Seats { ops, .. } => ops,
+            _ => 1,
+        };
+        Vars {
+            users: self.load.users,
+            seats: self
+                .setup
+                .concerts
+                .iter()
+                .map(|c| c.dates.len() as u64 * u64::from(c.seats))
+                .sum(),
+            ops,
+            rate: match self.load.arrival {
+                Arrival::Rate(r) => Some(r),
+                _ => None,
+            },
+        }
+    }
+
+    /// Evaluates the description and the expectations for the current load.
+    fn resolve(&mut self) -> Result<(), String> {
+        let vars = self.vars();
+        let t = &self.template;
+        let counts = |field: &str, list: &[(Op, Figure)]| -> Result<Vec<(Op, u64)>, String> {
+            list.iter()
+                .map(|(op, f)| {
+                    Ok((
+                        *op,
+                        f.value(&format!("expect.{field}.{}", op.name()), &vars, Expr::count)?,
+                    ))
+                })
+                .collect()
+        };
+        self.description = expr::render(&t.description, &vars).map_err(|e| format!("`description`: {e}"))?;
+        self.expect = Expect {
+            sold_out: t
+                .sold_out
+                .as_ref()
+                .map(|f| f.value("expect.sold_out", &vars, Expr::flag))
+                .transpose()?,
+            paid: t
+                .paid
+                .as_ref()
+                .map(|f| f.value("expect.paid", &vars, Expr::count))
+                .transpose()?,
+            balances: t
+                .balances
+                .iter()
+                .enumerate()
+                .map(|(i, (user, f))| {
+                    let cents = f.value(&format!("expect.balances[{i}].balance"), &vars, Expr::cents)?;
+                    Ok((*user, Money::from_cents(cents)))
+                })
+                .collect::<Result<_, String>>()?,
+            ok: counts("ok", &t.ok)?,
+            failed: counts("failed", &t.failed)?,
+            max_errors: self.expect.max_errors,
+        };
+        Ok(())
     }
 }
+
+/// The most virtual users a scenario (or `--users`) may ask for.
+const MAX_USERS: u64 = 1_000_000;
 
 fn money(field: &str, value: f64) -> Result<Money, String> {
     Money::parse_amount("amount", value).map_err(|e| format!("`{field}`: {e}"))
@@ -622,17 +808,6 @@ fn money(field: &str, value: f64) -> Result<Money, String> {
 fn wallet(field: &str, w: &RawWallet) -> Result<(i64, Money), String> {
     if w.user < 1 {
         return Err(format!("`{field}.user` must be at least 1"));
-    }
-    Ok((w.user, money(&format!("{field}.balance"), w.balance)?))
-}
-
-/// An expected balance may be 0, unlike an amount to move.
-fn wallet_balance(field: &str, w: &RawWallet) -> Result<(i64, Money), String> {
-    if w.user < 1 {
-        return Err(format!("`{field}.user` must be at least 1"));
-    }
-    if w.balance == 0.0 {
-        return Ok((w.user, Money::ZERO));
     }
     Ok((w.user, money(&format!("{field}.balance"), w.balance)?))
 }
@@ -659,6 +834,43 @@ mod tests {
             assert_eq!(&s.name, name);
             assert!(!s.description.is_empty(), "{name} says what it shows");
         }
+    }
+
+    /// At a tenth, half and double its default load, every shipped scenario still describes
+    /// the load it runs with and expects what that load can do.
+    #[test]
+    fn every_shipped_scenario_scales_its_description_and_expectations() {
+        for (name, text) in SHIPPED {
+            let s = Scenario::parse(text, name).unwrap();
+            for users in [s.load.users / 10, s.load.users / 2, s.load.users * 2] {
+                let scaled = s.with_users(users.max(1)).unwrap();
+                assert!(!scaled.description.contains('{'), "{name}: {}", scaled.description);
+                let shown = crate::simulate::screen::group(scaled.load.users);
+                assert!(
+                    scaled.description.contains(&format!("{shown} ")),
+                    "{name} at {users}: {}",
+                    scaled.description
+                );
+                if let Some(paid) = scaled.expect.paid {
+                    let seats: u64 = scaled
+                        .setup
+                        .concerts
+                        .iter()
+                        .map(|c| c.dates.len() as u64 * u64::from(c.seats))
+                        .sum();
+                    assert!(paid <= seats.min(scaled.load.users), "{name} at {users}: paid {paid}");
+                }
+            }
+        }
+        let reserve = Scenario::load("seed-reserve").unwrap().with_users(300).unwrap();
+        assert_eq!(reserve.queue.max_active, Some(300), "every racer is admitted");
+        assert_eq!(reserve.expect.failed, vec![(Op::Reserve, 299)]);
+        let rush = Scenario::load("sold-out-rush").unwrap();
+        assert_eq!(rush.with_users(60).unwrap().expect.sold_out, Some(false));
+        assert_eq!(rush.with_users(100).unwrap().expect.paid, Some(100));
+        assert_eq!(rush.with_users(100).unwrap().expect.sold_out, Some(true));
+        let err = rush.with_users(0).unwrap_err();
+        assert_eq!(err.0, "--users must be between 1 and 1000000, not 0");
     }
 
     #[test]

@@ -426,7 +426,7 @@ fn right<'a>(text: impl Into<String>) -> Cell<'a> {
 }
 
 /// `12,345`.
-fn group(n: u64) -> String {
+pub(super) fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
