@@ -22,9 +22,13 @@ if [ -z "${BENCH_PG_URL:-}" ]; then
   start_postgres
   BENCH_PG_URL=$TICKETING_TEST_PG_URL
 fi
-cargo build --release -q -p ticketing-cli
-BIN=$PWD/target/release/ticketing
-[ -n "${CARGO_TARGET_DIR:-}" ] && BIN=$CARGO_TARGET_DIR/release/ticketing
+if [ -n "${TICKETING_BIN:-}" ]; then
+  BIN=$TICKETING_BIN
+else
+  cargo build --release -q -p ticketing-cli
+  BIN=$PWD/target/release/ticketing
+  [ -n "${CARGO_TARGET_DIR:-}" ] && BIN=$CARGO_TARGET_DIR/release/ticketing
+fi
 
 schema=pglimit_$$
 psql "$BENCH_PG_URL" -qc "CREATE SCHEMA $schema"

@@ -194,11 +194,19 @@ pub(crate) fn admit(c: &Conn<'_>, now: Timestamp, token_ttl: Duration) -> Result
         .prepare_cached("SELECT id FROM tokens WHERE status = 'WAITING' AND +expires_at > ?1 ORDER BY id LIMIT ?2")?
         .query_map(params![now.0, free], |r| r.get(0))?;
     let Some(&last) = ids.last() else { return Ok(0) };
-    let expires = now.plus(token_ttl);
+    // Admission times follow issue order. With several writers (PostgreSQL) a write read the
+    // clock before it waited for the queue row, so another write may have admitted at a later
+    // moment meanwhile: the admission is then stamped at that moment, never before it.
+    let latest: Option<i64> = c
+        .prepare_cached("SELECT admitted_at FROM tokens WHERE id = ?1")?
+        .query_opt(params![s.admitted_through], |r| r.get(0))?
+        .flatten();
+    let at = Timestamp(latest.map_or(now.0, |l| l.max(now.0)));
+    let expires = at.plus(token_ttl);
     let mut update =
         c.prepare_cached("UPDATE tokens SET status = 'ACTIVE', admitted_at = ?2, expires_at = ?3 WHERE id = ?1")?;
     for id in &ids {
-        update.execute(params![id, now.0, expires.0])?;
+        update.execute(params![id, at.0, expires.0])?;
     }
     c.prepare_cached(
         "UPDATE queue_settings SET admitted_through = CASE WHEN admitted_through > ?1 THEN admitted_through ELSE ?1 END
