@@ -32,7 +32,7 @@ fi
 
 schema=pglimit_$$
 psql "$BENCH_PG_URL" -qc "CREATE SCHEMA $schema"
-on_exit_drop() { psql "$BENCH_PG_URL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" || true; }
+on_exit_drop() { PGOPTIONS="-c client_min_messages=warning" psql "$BENCH_PG_URL" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" || true; }
 on_exit on_exit_drop
 DB="$BENCH_PG_URL?options=-c%20search_path%3D$schema"
 dates=()
