@@ -10,7 +10,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::money::{Money, MAX_AMOUNT};
-use crate::queue;
+use crate::queue::{self, QueueSettings};
 use crate::ticketing::Ticketing;
 use crate::usecase::catalogue::dates_of;
 use crate::usecase::queue::expire_token_row;
@@ -422,14 +422,12 @@ impl Ticketing {
     /// below the tokens active now is refused: that would break the limit for tokens already
     /// admitted (pause admission instead, or expire tokens first).
     pub fn set_max_active(&self, max_active: u32) -> Result<()> {
-        if max_active > 1_000_000 {
-            return Err(Error::invalid("max-active", "max-active must be at most 1000000"));
-        }
+        crate::config::check_max_active(max_active)?;
         let clock = self.inner.clock.clone();
         let ttl = self.config().token_ttl;
         self.store().write(move |c| {
             let now = clock.now();
-            queue::lock(c)?;
+            let settings = queue::lock(c)?;
             let active = queue::active_count(c, now)?;
             if max_active < active {
                 return Err(Error::invalid(
@@ -438,7 +436,7 @@ impl Ticketing {
                 ));
             }
             c.prepare_cached("UPDATE queue_settings SET max_active = ?1 WHERE id = 1")?.execute(params![max_active])?;
-            queue::admit(c, now, ttl)?;
+            queue::admit(c, QueueSettings { max_active, ..settings }, now, ttl)?;
             Ok(())
         })
     }
@@ -448,10 +446,10 @@ impl Ticketing {
         let clock = self.inner.clock.clone();
         let ttl = self.config().token_ttl;
         self.store().write(move |c| {
-            queue::lock(c)?;
+            let settings = queue::lock(c)?;
             c.prepare_cached("UPDATE queue_settings SET paused = ?1 WHERE id = 1")?
                 .execute(params![paused])?;
-            queue::admit(c, clock.now(), ttl)?;
+            queue::admit(c, QueueSettings { paused, ..settings }, clock.now(), ttl)?;
             Ok(())
         })
     }
@@ -463,9 +461,10 @@ impl Ticketing {
         let token = token.to_string();
         self.store().write(move |c| {
             let now = clock.now();
+            let settings = queue::lock(c)?;
             let row = queue::find_token(c, &token, now).map_err(|_| Error::not_found("token", &token))?;
             expire_token_row(c, row.id, now)?;
-            queue::admit(c, now, ttl)?;
+            queue::admit(c, settings, now, ttl)?;
             Ok(())
         })
     }

@@ -177,9 +177,9 @@ pub(crate) fn position(c: &Conn<'_>, row: &TokenRow, now: Timestamp) -> Result<u
 }
 
 /// Admits WAITING tokens in issue order while fewer than `max_active` are ACTIVE (unless
-/// paused). Returns how many were admitted. Runs inside a write.
-pub(crate) fn admit(c: &Conn<'_>, now: Timestamp, token_ttl: Duration) -> Result<u32> {
-    let s = lock(c)?;
+/// paused). Returns how many were admitted. Runs inside a write that holds the queue row: `s`
+/// is what [`lock`] returned (with any change the write made to the settings since).
+pub(crate) fn admit(c: &Conn<'_>, s: QueueSettings, now: Timestamp, token_ttl: Duration) -> Result<u32> {
     if s.paused {
         return Ok(0);
     }

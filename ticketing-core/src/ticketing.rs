@@ -83,7 +83,7 @@ impl Ticketing {
             let (clock, ttl) = (clock.clone(), config.token_ttl);
             move |c: &Conn<'_>| {
                 if store::take_admit_due() {
-                    queue::admit(c, clock.now(), ttl)?;
+                    queue::admit(c, queue::lock(c)?, clock.now(), ttl)?;
                 }
                 Ok(())
             }

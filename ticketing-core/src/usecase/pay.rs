@@ -168,10 +168,10 @@ impl Ticketing {
                 )?
                 .execute(params![key, user_id, rid, amount.cents(), payment_id, after.cents(), now.0])?;
             }
-            queue::lock(c)?;
+            let settings = queue::lock(c)?;
             ensure_token_active(c, token_id, now)?;
             expire_token_row(c, token_id, now)?;
-            queue::admit(c, now, ttl)?;
+            queue::admit(c, settings, now, ttl)?;
             fault_point!("pay:after-token");
             Ok(PaymentReceipt {
                 payment_id,

@@ -44,7 +44,7 @@ impl Ticketing {
             let now = clock.now();
             // The queue row first (see `queue::lock`): no other writer issues a token meanwhile,
             // so the user's live token is checked and the new token's place taken safely.
-            queue::lock(c)?;
+            let settings = queue::lock(c)?;
             let row = match queue::live_token_of(c, user_id, now)? {
                 Some(row) => row,
                 None => {
@@ -58,7 +58,7 @@ impl Ticketing {
                              RETURNING id",
                         )?
                         .query_row(params![token, user_id, now.0, now.plus(waiting_ttl).0], |r| r.get(0))?;
-                    queue::admit(c, now, ttl)?;
+                    queue::admit(c, settings, now, ttl)?;
                     queue::token_by_id(c, id, now)?
                 }
             };
@@ -105,12 +105,12 @@ impl Ticketing {
         let token = token.to_string();
         self.store().submit_unguarded(move |c| {
             let now = clock.now();
-            queue::lock(c)?;
+            let settings = queue::lock(c)?;
             let row = queue::find_token(c, &token, now)?;
             if row.status == TokenStatus::Waiting {
                 c.prepare_cached("UPDATE tokens SET expires_at = ?2 WHERE id = ?1 AND status = 'WAITING'")?
                     .execute(params![row.id, now.plus(waiting_ttl).0])?;
-                queue::admit(c, now, ttl)?;
+                queue::admit(c, settings, now, ttl)?;
             }
             let row = queue::find_token(c, &token, now)?;
             token_view(c, &row, now, ttl, &rate)
@@ -157,6 +157,7 @@ impl Ticketing {
         let row = self.store().read(|c| queue::find_token(c, token, clock.now()))?;
         self.store().submit_unguarded(move |c| {
             let now = clock.now();
+            queue::lock(c)?;
             expire_token_row(c, row.id, now)?;
             // The slot's next waiter is admitted at the end of this batch, in the same commit.
             store::admit_before_commit();
@@ -186,10 +187,9 @@ pub(crate) fn ensure_token_active(c: &Conn<'_>, token_id: i64, now: Timestamp) -
     }
 }
 
-/// Expires a token (its slot frees). Takes the queue row first, as every token-status change
-/// does (see `queue::lock`).
+/// Expires a token (its slot frees). The write holds the queue row already, as every
+/// token-status change does (see `queue::lock`).
 pub(crate) fn expire_token_row(c: &Conn<'_>, token_id: i64, now: Timestamp) -> Result<()> {
-    queue::lock(c)?;
     c.prepare_cached(
         "UPDATE tokens SET status = 'EXPIRED', expires_at = CASE WHEN expires_at < ?2 THEN expires_at ELSE ?2 END
          WHERE id = ?1 AND status != 'EXPIRED'",

@@ -52,7 +52,7 @@ impl Ticketing {
                                   FOR UPDATE SKIP LOCKED)",
                 )?
                 .execute(params![now.0])?;
-            queue::lock(c)?;
+            let settings = queue::lock(c)?;
             let mut tokens = 0;
             for status in ["ACTIVE", "WAITING"] {
                 tokens += c
@@ -64,7 +64,7 @@ impl Ticketing {
             }
             c.prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?
                 .execute(params![now.0 - i64::try_from(IDEMPOTENCY_KEEP.as_millis()).unwrap_or(i64::MAX)])?;
-            let admitted = queue::admit(c, now, ttl)?;
+            let admitted = queue::admit(c, settings, now, ttl)?;
             Ok(SweepReport { holds_expired: holds as u64, tokens_expired: tokens as u64, admitted })
         })
     }
