@@ -56,6 +56,36 @@ impl Clock for SystemClock {
     }
 }
 
+/// The wall clock set to another clock's reading: this machine's clock plus an offset that a
+/// sync keeps up to date. On PostgreSQL every node decides expiry by the database server's
+/// clock this way (see `store::postgres::listen`), so nodes whose own clocks differ still agree
+/// on when a hold or a token runs out, to within the sync's error.
+#[derive(Debug, Default)]
+pub struct SyncedClock {
+    offset_ms: AtomicI64,
+}
+
+impl SyncedClock {
+    /// Takes a reading of the reference clock, `reference`, made between the local readings
+    /// `before` and `after`: the offset is measured against their midpoint, so its error is
+    /// at most half the round trip.
+    pub fn sync(&self, before: Timestamp, reference: Timestamp, after: Timestamp) {
+        let mid = before.0 + (after.0 - before.0) / 2;
+        self.offset_ms.store(reference.0 - mid, Ordering::Relaxed);
+    }
+
+    /// Milliseconds this clock runs ahead of the machine's (negative: behind).
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(Ordering::Relaxed)
+    }
+}
+
+impl Clock for SyncedClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(SystemClock.now().0 + self.offset_ms())
+    }
+}
+
 /// A clock that moves only when told to (for tests).
 #[derive(Debug)]
 pub struct ManualClock(AtomicI64);

@@ -30,7 +30,7 @@ mod strategy;
 mod ticketing;
 mod usecase;
 
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use clock::{Clock, ManualClock, SyncedClock, SystemClock, Timestamp};
 pub use config::{Config, Database, Durability, StrategyKind};
 pub use domain::{
     Concert, ConcertDate, Hold, LedgerEntry, LedgerKind, PayCmd, PaymentReceipt, ReservationStatus, ReserveCmd, Seat,
@@ -40,10 +40,11 @@ pub use error::{Error, ErrorClass, Result, TokenProblem};
 pub use memo::{Memo, MemoCounts};
 pub use money::Money;
 pub use queue::Admission;
-pub use store::{Answer, ScratchSchema};
+pub use store::postgres::listen::CLOCK_BOUND;
+pub use store::{Answer, DbStats, ScratchSchema};
 #[cfg(feature = "test-hooks")]
 pub use strategy::test_hooks;
 pub use strategy::ContentionSnapshot;
-pub use ticketing::Ticketing;
 pub use ticketing::FAULT_POINTS;
+pub use ticketing::{NodeStats, Ticketing};
 pub use usecase::sweep::SweepReport;

@@ -213,6 +213,8 @@ pub(crate) fn admit(c: &Conn<'_>, s: QueueSettings, now: Timestamp, token_ttl: D
          WHERE id = 1",
     )?
     .execute(params![last])?;
+    // Every node's waiters learn of it at the commit (PostgreSQL), none by polling.
+    c.announce_admission(last)?;
     Ok(u32::try_from(ids.len()).unwrap_or(u32::MAX))
 }
 
@@ -268,10 +270,11 @@ pub(crate) fn estimated_wait_seconds(
     Ok(position.div_ceil(slots) * token_ttl.as_secs())
 }
 
-/// This process's view of `admitted_through`, published by the writer after each commit, and
-/// the tasks waiting for it to pass their token: a waiter is woken once, when its turn comes,
-/// instead of polling. Admissions by another process (an operator's command) are seen at our
-/// next commit, so waiters always pair this with a timeout.
+/// This process's view of `admitted_through`, and the tasks waiting for it to pass their token:
+/// a waiter is woken once, when its turn comes, instead of polling. On PostgreSQL every
+/// node's admissions reach it at their commit (`LISTEN/NOTIFY`, see `store::postgres::listen`);
+/// on SQLite the writer publishes after each of its commits, so another process's admissions
+/// are seen at this process's next commit, and waiters pair this with a timeout.
 #[derive(Debug, Default)]
 pub(crate) struct AdmissionWatch {
     through: AtomicI64,

@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{Clock, SystemClock, Timestamp};
-use crate::config::{Config, StrategyKind};
+use crate::clock::{Clock, SyncedClock, SystemClock, Timestamp};
+use crate::config::{Config, Database, StrategyKind};
 use crate::error::Result;
 use crate::memo::TokenMemo;
 use crate::queue::{self, AdmissionRate, AdmissionWatch, Refreshes};
-use crate::store::{self, Conn, Hooks, Store};
+use crate::store::{self, Conn, DbStats, Hooks, Store};
 use crate::strategy::{ContentionSnapshot, Strategy};
 
 /// A fault-injection point between two writes: with the `failpoints` feature a test can make it
@@ -47,6 +47,24 @@ pub(crate) struct Inner {
     pub refreshes: Arc<Refreshes>,
     /// ACTIVE tokens as the last memoized read saw them (see [`Memo`]).
     pub tokens: TokenMemo,
+    /// The clock kept on the database's, when `clock` is it (PostgreSQL, wall clock).
+    pub synced: Option<Arc<SyncedClock>>,
+}
+
+/// What an operator of several nodes watches on one of them (`/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeStats {
+    /// The database connections (PostgreSQL; `None` on SQLite).
+    pub db: Option<DbStats>,
+    /// How far the database's clock, which this node decides by, is ahead of the machine's.
+    pub clock_offset_ms: Option<i64>,
+    /// The lock service's round trips so far: count and total time (redis strategy).
+    pub redis_round_trips: Option<(u64, Duration)>,
+}
+
+/// The clock a node opened on `config` decides by: PostgreSQL's, kept by the store.
+fn database_clock(config: &Config) -> Option<Arc<SyncedClock>> {
+    matches!(config.db, Database::Postgres(_)).then(|| Arc::new(SyncedClock::default()))
 }
 
 /// The ticketing service over one database. Cheap to clone; share it across threads.
@@ -56,13 +74,22 @@ pub struct Ticketing {
 }
 
 impl Ticketing {
-    /// Opens the database of `config` (creating and migrating it when missing) on the wall clock.
+    /// Opens the database of `config` (creating and migrating it when missing) on the wall
+    /// clock — on PostgreSQL, the database server's clock, so that every node decides expiry
+    /// by the same clock whatever its own says (see [`CLOCK_BOUND`](crate::CLOCK_BOUND)).
     pub fn open(config: Config) -> Result<Ticketing> {
-        Ticketing::open_with_clock(config, Arc::new(SystemClock))
+        match database_clock(&config) {
+            Some(synced) => Ticketing::open_on(config, synced.clone(), Some(synced)),
+            None => Ticketing::open_with_clock(config, Arc::new(SystemClock)),
+        }
     }
 
     /// Opens with an injected clock (tests use [`crate::ManualClock`]).
     pub fn open_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Ticketing> {
+        Ticketing::open_on(config, clock, None)
+    }
+
+    fn open_on(config: Config, clock: Arc<dyn Clock>, synced: Option<Arc<SyncedClock>>) -> Result<Ticketing> {
         config.validate()?;
         // Redis is dialled before the store opens: an unreachable Redis leaves no new database
         // file behind. (Its lock namespace comes from the database's path, not from the file.)
@@ -92,7 +119,7 @@ impl Ticketing {
             before_commit: Box::new(admit),
             after_commit: Box::new(publish),
         };
-        let store = Store::open(&config, hooks)?;
+        let store = Store::open(&config, hooks, synced.clone())?;
         let t = Ticketing {
             inner: Arc::new(Inner {
                 config,
@@ -103,6 +130,7 @@ impl Ticketing {
                 watch,
                 refreshes,
                 tokens: TokenMemo::default(),
+                synced,
             }),
         };
         if let Some(max) = t.inner.config.max_active {
@@ -118,8 +146,12 @@ impl Ticketing {
     /// build's schema is an [`Error::Setup`] naming it.
     pub fn open_read_only(config: Config) -> Result<Ticketing> {
         config.validate()?;
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let store = Store::open_read_only(&config)?;
+        let synced = database_clock(&config);
+        let clock: Arc<dyn Clock> = match &synced {
+            Some(synced) => synced.clone(),
+            None => Arc::new(SystemClock),
+        };
+        let store = Store::open_read_only(&config, synced.clone())?;
         // Reads never take locks; the strategy's only use here is to refuse writes, and the
         // store does that already.
         let strategy = Strategy::new(&config.clone().with_strategy(StrategyKind::Optimistic))?;
@@ -133,6 +165,7 @@ impl Ticketing {
                 admissions: Arc::default(),
                 watch: Arc::default(),
                 tokens: TokenMemo::default(),
+                synced,
             }),
         })
     }
@@ -158,6 +191,15 @@ impl Ticketing {
     /// Lost-race counters since start.
     pub fn contention(&self) -> ContentionSnapshot {
         self.inner.strategy.stats.snapshot()
+    }
+
+    /// This node's connections and clock, now.
+    pub fn node_stats(&self) -> NodeStats {
+        NodeStats {
+            db: self.store().stats(),
+            clock_offset_ms: self.inner.synced.as_ref().map(|c| c.offset_ms()),
+            redis_round_trips: self.inner.strategy.redis_round_trips(),
+        }
     }
 
     /// Now, by the injected clock.

@@ -165,6 +165,62 @@ fn one_key_pays_once(kind: StrategyKind) {
     assert!(invariants::check(&fx.t).unwrap().is_empty());
 }
 
+/// A leave on one node wakes a waiter's `admission()` future on another node at that commit:
+/// the admitting write notifies every node (PostgreSQL `LISTEN/NOTIFY`), so no node polls and
+/// the waiting node need not commit anything itself. (On SQLite a process sees another's
+/// admissions at its own next commit; SPEC §8's several nodes are PostgreSQL's.)
+fn an_admission_wakes_waiters_on_every_node(kind: StrategyKind) {
+    let fx = Fixture::with(kind, |c| c.max_active = Some(1));
+    let nodes = nodes(&fx, |c| c.max_active = None);
+    let first = nodes[0].issue_token(1).unwrap();
+    assert_eq!(first.status, TokenStatus::Active);
+    let second = nodes[1].issue_token(2).unwrap();
+    assert_eq!(second.status, TokenStatus::Waiting);
+    let turn = nodes[2].admission(&second.token).unwrap();
+    let (woken, wake) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        block_on(turn);
+        let _ = woken.send(());
+    });
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(wake.try_recv().is_err(), "woken before anyone left");
+    nodes[0].leave(&first.token).unwrap();
+    wake.recv_timeout(std::time::Duration::from_secs(1))
+        .expect("the waiter's node learned of the admission within a second");
+    assert_eq!(
+        nodes[2].token_status(&second.token).unwrap().status,
+        TokenStatus::Active
+    );
+}
+
+#[test]
+fn an_admission_wakes_waiters_on_every_node_postgres() {
+    common::under(
+        common::Backend::Postgres,
+        StrategyKind::Pessimistic,
+        an_admission_wakes_waiters_on_every_node,
+    );
+}
+
+/// Polls `f` on this thread until it is ready, parking in between.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let mut f = std::pin::pin!(f);
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
 every_strategy!(
     one_user_never_passes_max_holds,
     admission_is_exact_across_nodes,

@@ -50,6 +50,23 @@ impl PgConn {
         self.client.get_mut().simple_query("").map(drop)
     }
 
+    /// Waits up to `timeout` for a notification on a channel this connection listens to, then
+    /// takes every other one already there: how many arrived (0 when none did in time).
+    pub fn notifications(&self, timeout: std::time::Duration) -> Result<u64> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let mut client = self.client.borrow_mut();
+        let mut notes = client.notifications();
+        if notes.timeout_iter(timeout).next()?.is_none() {
+            return Ok(0);
+        }
+        let mut count = 1;
+        let mut more = notes.iter();
+        while more.next()?.is_some() {
+            count += 1;
+        }
+        Ok(count)
+    }
+
     /// True when the server closed the connection (it is then dropped from the pool).
     pub fn is_closed(&self) -> bool {
         self.client.borrow().is_closed()
@@ -89,6 +106,21 @@ impl<'c> Conn<'c> {
     /// are locked explicitly.
     pub fn is_postgres(&self) -> bool {
         matches!(self, Conn::Postgres(_))
+    }
+
+    /// Tells every node, when this write commits, that the queue admitted through `through`
+    /// (PostgreSQL `NOTIFY` on this schema's channel, see `postgres::listen`; this node's
+    /// writer also publishes right after the commit). On SQLite the writer publishes after
+    /// every commit itself, and nothing is sent.
+    pub fn announce_admission(&self, through: i64) -> Result<()> {
+        if let Conn::Postgres(_) = self {
+            self.prepare_cached(
+                "SELECT 1 FROM (SELECT pg_notify(left('ticketing_admitted.' || current_schema(), 63), ?1)) n",
+            )?
+            .execute(params![through.to_string()])?;
+            super::mark_admitted();
+        }
+        Ok(())
     }
 }
 

@@ -29,6 +29,7 @@ use futures_channel::oneshot;
 pub(crate) use conn::{params, Conn, Row, ToValue, Value};
 pub use postgres::scratch::ScratchSchema;
 
+use crate::clock::SyncedClock;
 use crate::config::{Config, Database};
 use crate::error::{Error, Result};
 
@@ -94,22 +95,32 @@ enum Backend {
 
 impl Store {
     /// Opens (creating and migrating when needed) the database of `config`. The writers run
-    /// the [`Hooks`] around every commit.
-    pub fn open(config: &Config, hooks: Hooks) -> Result<Store> {
+    /// the [`Hooks`] around every commit. On PostgreSQL `clock` (when given) is kept on the
+    /// database server's clock; SQLite's processes share one machine's clock and ignore it.
+    pub fn open(config: &Config, hooks: Hooks, clock: Option<Arc<SyncedClock>>) -> Result<Store> {
         Ok(Store(Arc::new(match &config.db {
             Database::Sqlite(path) => Backend::Sqlite(sqlite::SqliteStore::open(path, config.durability, hooks)?),
-            Database::Postgres(url) => Backend::Postgres(postgres::PgStore::open(url, config, hooks)?),
+            Database::Postgres(url) => Backend::Postgres(postgres::PgStore::open(url, config, hooks, clock)?),
         })))
     }
 
     /// Opens the existing database of `config` for reading only: nothing is created, migrated
     /// or written; every write fails with `Error::Setup`. The database must have this build's
-    /// schema.
-    pub fn open_read_only(config: &Config) -> Result<Store> {
+    /// schema. On PostgreSQL `clock` (when given) is set to the database's once.
+    pub fn open_read_only(config: &Config, clock: Option<Arc<SyncedClock>>) -> Result<Store> {
         Ok(Store(Arc::new(match &config.db {
             Database::Sqlite(path) => Backend::Sqlite(sqlite::SqliteStore::open_read_only(path, config.durability)?),
-            Database::Postgres(url) => Backend::Postgres(postgres::PgStore::open_read_only(url, config)?),
+            Database::Postgres(url) => Backend::Postgres(postgres::PgStore::open_read_only(url, config, clock)?),
         })))
+    }
+
+    /// The database connections of this process, now (`None` on SQLite: one file, no pool,
+    /// no round trip).
+    pub fn stats(&self) -> Option<DbStats> {
+        match &*self.0 {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(p) => Some(p.stats()),
+        }
     }
 
     /// Runs `f` in a read transaction (one consistent snapshot) on a pooled connection.
@@ -192,14 +203,55 @@ pub(crate) struct Hooks {
     /// Last step before every commit, inside its transaction (work that writes left to it).
     /// A failure rolls the transaction back and fails it.
     pub before_commit: BatchStep,
-    /// After every commit (and once at start): publish what other threads watch.
+    /// Publish what other threads watch (the queue's `admitted_through`): on SQLite after
+    /// every commit; on PostgreSQL after a commit of this node that admitted someone, and
+    /// whenever any node's did (the listener's notification, see `postgres::listen`). Once at
+    /// start on both.
     pub after_commit: Box<dyn Fn(&Conn<'_>) + Send + Sync>,
+}
+
+/// A node's database connections at one moment (PostgreSQL), for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbStats {
+    /// Most connections the pool opens (`--db-pool`).
+    pub pool_size: u32,
+    /// Connections open now.
+    pub pool_open: u32,
+    /// Open connections no one is using.
+    pub pool_idle: u32,
+    /// Reads and writes waiting for a connection.
+    pub pool_waiting: u64,
+    /// Writes queued for a writer thread.
+    pub writes_queued: u64,
+    /// The last round trip to the database (the clock reading, once a second).
+    pub round_trip: Option<std::time::Duration>,
+    /// Admission notifications received (`LISTEN`).
+    pub notifications: u64,
+    /// Times the listening connection was made again after losing the database.
+    pub reconnects: u64,
 }
 
 thread_local! {
     /// Set by a write that freed a queue slot and left admission to [`Hooks::before_commit`]
     /// on the same writer thread (one walk of the queue for every leave of an SQLite batch).
     static ADMIT_DUE: Cell<bool> = const { Cell::new(false) };
+}
+
+thread_local! {
+    /// Set by a PostgreSQL write that admitted someone: after its commit the writer publishes
+    /// the queue at once, so this node's own waiters wake without the notification's round
+    /// trip (the other nodes learn it from the notification).
+    static ADMITTED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the running write as one that admitted waiters.
+pub(crate) fn mark_admitted() {
+    ADMITTED.with(|a| a.set(true));
+}
+
+/// True (once) when the write just run on this thread admitted waiters.
+pub(crate) fn take_admitted() -> bool {
+    ADMITTED.with(|a| a.replace(false))
 }
 
 /// Asks the writer running this write to admit waiters before it commits.

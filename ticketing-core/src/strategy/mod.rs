@@ -203,6 +203,11 @@ impl Strategy {
         self.kind
     }
 
+    /// The lock service's round trips so far (count, total time); `None` without Redis.
+    pub fn redis_round_trips(&self) -> Option<(u64, Duration)> {
+        self.locks.as_ref().map(|l| l.round_trips.total())
+    }
+
     /// Starts one use case on its contended `resources`: pessimistic and optimistic return as
     /// soon as the write is queued (the optimistic `decide` runs here, on a reader snapshot);
     /// redis returns at once with the whole locked sequence still to run as the answer is

@@ -81,9 +81,37 @@ pub(crate) struct Lease {
 /// sends whatever is waiting as one pipeline and reads the replies in order (see [`drive`]).
 pub(crate) struct RedisLocks {
     namespace: String,
+    /// The lock pipeline's round trips so far (for `/metrics`).
+    pub round_trips: Arc<RoundTrips>,
     commands: Option<crossbeam_channel::Sender<Command>>,
     driver: Option<std::thread::JoinHandle<()>>,
     lease: Duration,
+}
+
+/// Round trips to Redis and their total time: their rate and mean are what an operator
+/// watches (a lock service slowing down shows here before it shows as 503s).
+#[derive(Debug, Default)]
+pub struct RoundTrips {
+    count: std::sync::atomic::AtomicU64,
+    micros: std::sync::atomic::AtomicU64,
+}
+
+impl RoundTrips {
+    fn record(&self, took: Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.count.fetch_add(1, Relaxed);
+        self.micros
+            .fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// How many round trips, and their total time.
+    pub fn total(&self) -> (u64, Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.count.load(Relaxed),
+            Duration::from_micros(self.micros.load(Relaxed)),
+        )
+    }
 }
 
 /// A command for the driver thread.
@@ -140,12 +168,15 @@ impl RedisLocks {
             .load(&mut conn)
             .map_err(|e| Error::invalid("redis-url", format!("Redis at `{shown}` refuses the lock scripts: {e}")))?;
         let (tx, rx) = crossbeam_channel::unbounded();
+        let round_trips = Arc::new(RoundTrips::default());
+        let counted = round_trips.clone();
         let driver = std::thread::Builder::new()
             .name("ticketing-locks".into())
-            .spawn(move || drive(client, Some(conn), scripts, wait_bound, rx))
+            .spawn(move || drive(client, Some(conn), scripts, wait_bound, rx, &counted))
             .map_err(|e| Error::Internal(format!("cannot start the lock thread: {e}")))?;
         Ok(RedisLocks {
             namespace: namespace(db),
+            round_trips,
             commands: Some(tx),
             driver: Some(driver),
             lease,
@@ -283,6 +314,7 @@ fn drive(
     scripts: Scripts,
     wait_bound: Duration,
     commands: crossbeam_channel::Receiver<Command>,
+    round_trips: &RoundTrips,
 ) {
     let mut batch: Vec<Command> = Vec::new();
     // Acquires waiting out another holder, each with the moment to ask again.
@@ -350,10 +382,10 @@ fn drive(
                 Command::Release { key, token } => scripts.push_release(&mut pipe, key, token),
             };
         }
-        let mut replies = round_trip(&client, &mut conn, &pipe, &scripts);
+        let mut replies = round_trip(&client, &mut conn, &pipe, &scripts, round_trips);
         if replies.is_none() {
             conn = None;
-            replies = round_trip(&client, &mut conn, &pipe, &scripts);
+            replies = round_trip(&client, &mut conn, &pipe, &scripts, round_trips);
         }
         reachable = replies.is_some();
         if reachable {
@@ -403,7 +435,7 @@ fn drive(
         for (key, token) in &give_back {
             scripts.push_release(&mut pipe, key, token).ignore();
         }
-        let _ = round_trip(&client, &mut conn, &pipe, &scripts);
+        let _ = round_trip(&client, &mut conn, &pipe, &scripts, round_trips);
     }
 }
 
@@ -414,13 +446,16 @@ fn round_trip(
     conn: &mut Option<redis::Connection>,
     pipe: &redis::Pipeline,
     scripts: &Scripts,
+    round_trips: &RoundTrips,
 ) -> Option<Vec<redis::Value>> {
     if conn.is_none() {
         let mut fresh = dial(client).ok()?;
         scripts.load(&mut fresh).ok()?;
         *conn = Some(fresh);
     }
+    let started = Instant::now();
     let replies: Vec<redis::Value> = pipe.query(conn.as_mut()?).ok()?;
+    round_trips.record(started.elapsed());
     if replies.iter().any(|r| matches!(r, redis::Value::ServerError(_))) {
         // NOSCRIPT (Redis lost its scripts) or worse: start again on a fresh connection.
         return None;

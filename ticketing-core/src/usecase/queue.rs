@@ -117,10 +117,11 @@ impl Ticketing {
         })
     }
 
-    /// A future that resolves when this process's queue admits `token`'s place (at once for a
-    /// token that is not WAITING): a waiting client sleeps on it instead of polling, then
-    /// reads its status. Admissions made by another process are not seen until this process
-    /// commits something, so always pair it with a timeout.
+    /// A future that resolves when the queue admits `token`'s place (at once for a token that
+    /// is not WAITING): a waiting client sleeps on it instead of polling, then reads its
+    /// status. On PostgreSQL any node's admission wakes it at that commit; on SQLite another
+    /// process's admission is seen only when this process next commits, so pair it with a
+    /// timeout there.
     pub fn admission(&self, token: &str) -> Result<Admission> {
         let now = self.now();
         let row = self.store().read(|c| queue::find_token(c, token, now))?;

@@ -18,16 +18,20 @@
 //! `DB_UNAVAILABLE` or a contention error. A connection the server closed is dropped from the
 //! pool and replaced on demand, so a node recovers by itself when the database is back.
 
+pub(crate) mod listen;
 mod schema;
 pub(crate) mod scratch;
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::conn::PgConn;
-use super::{Conn, Hooks, WriteJob};
+use super::{Conn, DbStats, Hooks, WriteJob};
+use crate::clock::SyncedClock;
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
 
@@ -38,6 +42,12 @@ pub(crate) struct PgStore {
     writers: Vec<JoinHandle<()>>,
     /// The database as people name it (no password), for messages.
     shown: String,
+    /// Threads waiting for a pooled connection now.
+    waiting: Arc<AtomicI64>,
+    /// What the listening connection has seen (admissions, the clock's round trip).
+    seen: Arc<listen::Seen>,
+    /// Listens for admissions and keeps the clock (not on a read-only store).
+    _listener: Option<listen::Listener>,
 }
 
 /// A write and when it was queued (it fails rather than wait longer than `db_timeout`).
@@ -47,7 +57,8 @@ struct Queued {
 }
 
 /// Opens pooled connections with this service's session settings.
-struct Manager {
+#[derive(Clone)]
+pub(crate) struct Manager {
     config: postgres::Config,
     durability: Durability,
     lock_timeout: Duration,
@@ -69,6 +80,13 @@ impl Manager {
             lock_timeout: config.contention_bound,
             read_only,
         })
+    }
+}
+
+impl Manager {
+    /// A connection outside the pool, with the same session settings.
+    fn connect_plain(&self) -> Result<PgConn> {
+        Ok(r2d2::ManageConnection::connect(self)?)
     }
 }
 
@@ -114,12 +132,13 @@ impl r2d2::ManageConnection for Manager {
 
 impl PgStore {
     /// Connects, creates or migrates the schema (once, even when several processes start
-    /// together), and starts the writers.
-    pub fn open(url: &str, config: &Config, hooks: Hooks) -> Result<PgStore> {
-        off_runtime(|| PgStore::open_here(url, config, hooks))
+    /// together), starts the writers and the listening connection, which keeps `clock` (when
+    /// given) on the database's.
+    pub fn open(url: &str, config: &Config, hooks: Hooks, clock: Option<Arc<SyncedClock>>) -> Result<PgStore> {
+        off_runtime(|| PgStore::open_here(url, config, hooks, clock))
     }
 
-    fn open_here(url: &str, config: &Config, hooks: Hooks) -> Result<PgStore> {
+    fn open_here(url: &str, config: &Config, hooks: Hooks, clock: Option<Arc<SyncedClock>>) -> Result<PgStore> {
         let manager = Manager::new(url, config, false)?;
         {
             use r2d2::ManageConnection;
@@ -127,19 +146,29 @@ impl PgStore {
                 .connect()
                 .map_err(|e| unreachable_db(&config.db.to_string(), &e))?;
             schema::migrate(&first)?;
-            (hooks.after_commit)(&Conn::Postgres(&first));
         }
+        let hooks = Arc::new(hooks);
+        let seen = Arc::new(listen::Seen::default());
+        // Admissions are published by the listener from here on, and by a writer right after a
+        // commit that admitted: a writer does not read the queue after every commit.
+        let listener = listen::start(manager.clone(), hooks.clone(), clock, seen.clone())?;
         let size = config.db_pool.max(2);
         let pool = pool(manager, size, config);
+        let waiting = Arc::new(AtomicI64::new(0));
         let (tx, rx) = crossbeam_channel::unbounded::<Queued>();
-        let hooks = std::sync::Arc::new(hooks);
         let mut writers = Vec::new();
         for n in 0..size {
-            let (pool, rx, hooks, timeout) = (pool.clone(), rx.clone(), hooks.clone(), config.db_timeout);
+            let (pool, rx, hooks, waiting, timeout) = (
+                pool.clone(),
+                rx.clone(),
+                hooks.clone(),
+                waiting.clone(),
+                config.db_timeout,
+            );
             writers.push(
                 std::thread::Builder::new()
                     .name(format!("ticketing-pg-writer-{n}"))
-                    .spawn(move || write_loop(&pool, &rx, &hooks, timeout))
+                    .spawn(move || write_loop(&pool, &rx, &hooks, &waiting, timeout))
                     .map_err(|e| Error::Internal(format!("cannot start a writer thread: {e}")))?,
             );
         }
@@ -148,13 +177,16 @@ impl PgStore {
             jobs: Some(tx),
             writers,
             shown: config.db.to_string(),
+            waiting,
+            seen,
+            _listener: Some(listener),
         })
     }
 
     /// Opens the database for reading only: no migration, no writer; every session is
     /// `default_transaction_read_only`, so not even a bug could write. The schema must be this
-    /// build's.
-    pub fn open_read_only(url: &str, config: &Config) -> Result<PgStore> {
+    /// build's. `clock` (when given) is set to the database's once.
+    pub fn open_read_only(url: &str, config: &Config, clock: Option<Arc<SyncedClock>>) -> Result<PgStore> {
         off_runtime(|| {
             use r2d2::ManageConnection;
             let manager = Manager::new(url, config, true)?;
@@ -162,13 +194,39 @@ impl PgStore {
                 .connect()
                 .map_err(|e| unreachable_db(&config.db.to_string(), &e))?;
             schema::check(&first, &config.db.to_string())?;
+            let seen = Arc::new(listen::Seen::default());
+            listen::sync_clock(&first, clock.as_deref(), &seen)?;
             Ok(PgStore {
                 pool: pool(manager, config.db_pool.max(2), config),
                 jobs: None,
                 writers: Vec::new(),
                 shown: config.db.to_string(),
+                waiting: Arc::default(),
+                seen,
+                _listener: None,
             })
         })
+    }
+
+    /// The pool, the writers' queue and what the listener saw, now.
+    pub fn stats(&self) -> DbStats {
+        let state = self.pool.state();
+        let micros = self.seen.round_trip_micros.load(Ordering::Relaxed);
+        DbStats {
+            pool_size: self.pool.max_size(),
+            pool_open: state.connections,
+            pool_idle: state.idle_connections,
+            pool_waiting: u64::try_from(self.waiting.load(Ordering::Relaxed)).unwrap_or(0),
+            writes_queued: self.jobs.as_ref().map_or(0, |j| j.len() as u64),
+            round_trip: (micros > 0).then(|| Duration::from_micros(micros)),
+            notifications: self.seen.notifications.load(Ordering::Relaxed),
+            reconnects: self.seen.reconnects.load(Ordering::Relaxed),
+        }
+    }
+
+    /// A pooled connection, counted as waited for until it comes.
+    fn connection(&self, timeout: Duration) -> Result<r2d2::PooledConnection<Manager>> {
+        checkout(&self.pool, &self.waiting, timeout)
     }
 
     /// Runs `f` in a `REPEATABLE READ, READ ONLY` transaction on a pooled connection.
@@ -177,7 +235,7 @@ impl PgStore {
     }
 
     fn read_here<T>(&self, f: impl FnOnce(&Conn<'_>) -> Result<T>) -> Result<T> {
-        let conn = self.pool.get().map_err(pool_error)?;
+        let conn = self.connection(self.pool.connection_timeout())?;
         conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")?;
         let result = f(&Conn::Postgres(&conn));
         let end = conn.batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
@@ -210,7 +268,13 @@ impl Drop for PgStore {
 
 /// A writer: takes the next write, runs it in its own transaction on a pooled connection,
 /// commits, answers.
-fn write_loop(pool: &r2d2::Pool<Manager>, jobs: &Receiver<Queued>, hooks: &Hooks, timeout: Duration) {
+fn write_loop(
+    pool: &r2d2::Pool<Manager>,
+    jobs: &Receiver<Queued>,
+    hooks: &Hooks,
+    waiting: &AtomicI64,
+    timeout: Duration,
+) {
     loop {
         let Queued { at, mut job } = match jobs.recv_timeout(Duration::from_secs(1)) {
             Ok(queued) => queued,
@@ -226,15 +290,17 @@ fn write_loop(pool: &r2d2::Pool<Manager>, jobs: &Receiver<Queued>, hooks: &Hooks
             ))));
             continue;
         }
-        let conn = match pool.get_timeout(timeout - waited) {
+        let conn = match checkout(pool, waiting, timeout - waited) {
             Ok(conn) => conn,
             Err(e) => {
-                job.finish(Err(pool_error(e)));
+                job.finish(Err(e));
                 continue;
             }
         };
         let commit = run_one(&conn, job.as_mut(), hooks);
-        if commit.is_ok() {
+        // A commit that admitted someone wakes this node's waiters before it is answered (the
+        // other nodes hear of it by the notification).
+        if super::take_admitted() && commit.is_ok() {
             (hooks.after_commit)(&Conn::Postgres(&conn));
         }
         job.finish(commit);
@@ -274,8 +340,17 @@ pub(crate) fn off_runtime<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
-fn pool_error(e: r2d2::Error) -> Error {
-    Error::DbUnavailable(format!("no database connection within the timeout: {e}"))
+/// A pooled connection within `timeout`, or `DB_UNAVAILABLE`; `waiting` counts the callers
+/// still waiting for one.
+fn checkout(
+    pool: &r2d2::Pool<Manager>,
+    waiting: &AtomicI64,
+    timeout: Duration,
+) -> Result<r2d2::PooledConnection<Manager>> {
+    waiting.fetch_add(1, Ordering::Relaxed);
+    let conn = pool.get_timeout(timeout);
+    waiting.fetch_sub(1, Ordering::Relaxed);
+    conn.map_err(|e| Error::DbUnavailable(format!("no database connection within the timeout: {e}")))
 }
 
 /// At start-up an unreachable database is the operator's to fix (exit 2), like an unreachable

@@ -263,7 +263,7 @@ mod tests {
             before_commit: Box::new(|_| Ok(())),
             after_commit: Box::new(|_| {}),
         };
-        let store = Store::open(&Config::new(dir.path().join("s.db")), hooks).unwrap();
+        let store = Store::open(&Config::new(dir.path().join("s.db")), hooks, None).unwrap();
         store
             .write(|c| c.exec("CREATE TABLE IF NOT EXISTS t (x INTEGER)"))
             .unwrap();
