@@ -213,7 +213,13 @@ async fn purchase_story(strategy: &'static str) {
     ] {
         assert!(m.text.contains(line), "metrics lack `{line}`:\n{}", m.text);
     }
-    assert!(m.text.contains(&format!("ticketing_info{{strategy=\"{strategy}\"}} 1")));
+    assert!(
+        m.text
+            .lines()
+            .any(|l| l.starts_with("ticketing_info{node=") && l.ends_with(&format!("strategy=\"{strategy}\"}} 1"))),
+        "{}",
+        m.text
+    );
 
     // One log line per request, with request id, method, path, status, latency.
     let log = s.log();

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::http::Method;
-use ticketing_core::{MemoCounts, Ticketing};
+use ticketing_core::{Database, MemoCounts, NodeStats, Ticketing};
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -29,12 +29,22 @@ struct Series {
 /// The HTTP metrics of this process.
 #[derive(Default)]
 pub struct Metrics {
+    /// This node's name among the service's nodes (`--node-id`): the `node` label.
+    node: String,
     // A short list scanned linearly: the API has a dozen routes and a handful of statuses.
     series: RwLock<Vec<Arc<Series>>>,
     in_flight: AtomicI64,
 }
 
 impl Metrics {
+    /// Metrics of the node named `node`.
+    pub fn new(node: String) -> Metrics {
+        Metrics {
+            node,
+            ..Metrics::default()
+        }
+    }
+
     /// Records one finished request.
     pub fn record(&self, route: &str, method: &Method, status: u16, latency: Duration) {
         let series = self.series_of(route, method, status);
@@ -83,7 +93,8 @@ impl Metrics {
     pub fn render(&self, ticketing: &Ticketing, memos: &[(&str, MemoCounts)]) -> ticketing_core::Result<String> {
         let mut out = String::with_capacity(8 * 1024);
         self.render_http(&mut out);
-        render_core(&mut out, ticketing)?;
+        render_core(&mut out, ticketing, &escape(&self.node))?;
+        render_node(&mut out, &ticketing.node_stats(), &escape(&self.node));
         render_memos(&mut out, memos);
         Ok(out)
     }
@@ -160,13 +171,17 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-fn render_core(out: &mut String, t: &Ticketing) -> ticketing_core::Result<()> {
+fn render_core(out: &mut String, t: &Ticketing, node: &str) -> ticketing_core::Result<()> {
     let q = t.queue_state()?;
+    let backend = match t.config().db {
+        Database::Sqlite(_) => "sqlite",
+        Database::Postgres(_) => "postgres",
+    };
     let _ = writeln!(
         out,
-        "# HELP ticketing_info The running server's concurrency-control strategy.\n\
+        "# HELP ticketing_info The running node: its name, database and concurrency-control strategy.\n\
          # TYPE ticketing_info gauge\n\
-         ticketing_info{{strategy=\"{}\"}} 1\n\
+         ticketing_info{{node=\"{node}\",backend=\"{backend}\",strategy=\"{}\"}} 1\n\
          # HELP ticketing_queue_waiting Live WAITING tokens.\n\
          # TYPE ticketing_queue_waiting gauge\n\
          ticketing_queue_waiting {}\n\
@@ -223,6 +238,92 @@ fn render_core(out: &mut String, t: &Ticketing) -> ticketing_core::Result<()> {
         c.conflicts, c.retries, c.lock_waits, c.lock_failures
     );
     Ok(())
+}
+
+/// What an operator of several nodes watches per node: the database pool and round trip, the
+/// admission notifications, the clock offset, the lock service's round trips. Each series
+/// carries the `node` label; absent series mean "not on this backend or strategy".
+fn render_node(out: &mut String, s: &NodeStats, node: &str) {
+    let mut gauge = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{node}\"}} {value}"
+        );
+    };
+    if let Some(db) = s.db {
+        gauge(
+            "ticketing_db_pool_size",
+            "gauge",
+            "Most connections the pool opens (--db-pool).",
+            db.pool_size.to_string(),
+        );
+        gauge(
+            "ticketing_db_pool_in_use",
+            "gauge",
+            "Pooled connections in use now.",
+            db.pool_open.saturating_sub(db.pool_idle).to_string(),
+        );
+        gauge(
+            "ticketing_db_pool_idle",
+            "gauge",
+            "Open pooled connections no one is using.",
+            db.pool_idle.to_string(),
+        );
+        gauge(
+            "ticketing_db_pool_waiting",
+            "gauge",
+            "Reads and writes waiting for a pooled connection now.",
+            db.pool_waiting.to_string(),
+        );
+        gauge(
+            "ticketing_db_writes_queued",
+            "gauge",
+            "Writes queued for a writer thread.",
+            db.writes_queued.to_string(),
+        );
+        if let Some(rtt) = db.round_trip {
+            gauge(
+                "ticketing_db_round_trip_seconds",
+                "gauge",
+                "The last round trip to the database (its clock, read once a second).",
+                format!("{:.6}", rtt.as_secs_f64()),
+            );
+        }
+        gauge(
+            "ticketing_db_notifications_total",
+            "counter",
+            "Admission notifications received from the database (LISTEN/NOTIFY).",
+            db.notifications.to_string(),
+        );
+        gauge(
+            "ticketing_db_reconnects_total",
+            "counter",
+            "Times the listening connection was made again after losing the database.",
+            db.reconnects.to_string(),
+        );
+    }
+    if let Some(offset) = s.clock_offset_ms {
+        gauge(
+            "ticketing_clock_offset_seconds",
+            "gauge",
+            "How far the database's clock, which expiry is decided by, is ahead of this machine's.",
+            format!("{:.3}", offset as f64 / 1e3),
+        );
+    }
+    if let Some((count, total)) = s.redis_round_trips {
+        gauge(
+            "ticketing_redis_round_trips_total",
+            "counter",
+            "Round trips of the lock pipeline to Redis.",
+            count.to_string(),
+        );
+        gauge(
+            "ticketing_redis_round_trip_seconds_total",
+            "counter",
+            "Time spent in those round trips (divide by the count for the mean).",
+            format!("{:.6}", total.as_secs_f64()),
+        );
+    }
 }
 
 /// How the memoized reads were answered: from memory or by the database.

@@ -19,6 +19,7 @@ mod error;
 mod limits;
 mod metrics;
 mod observe;
+mod request_log;
 mod router;
 
 use std::io::IsTerminal;
@@ -70,6 +71,10 @@ pub struct ServeArgs {
     /// Token issues, and reserves, a minute from one user.
     #[arg(long, env = "TICKETING_RATE_LIMIT_USER", default_value_t = NonZeroU32::new(60).expect("not zero"))]
     pub rate_limit_user: NonZeroU32,
+    /// This node's name among the service's nodes: the `node` label of `/metrics` (default:
+    /// this machine's host name and the bound port, HOST:PORT).
+    #[arg(long, env = "TICKETING_NODE_ID")]
+    pub node_id: Option<String>,
 }
 
 /// The state every handler shares.
@@ -84,6 +89,8 @@ pub(crate) struct AppState {
     pub seats: Arc<Memo<Result<Bytes, ApiError>>>,
     /// `None` with `--rate-limit off`.
     pub limits: Option<Arc<limits::RateLimits>>,
+    /// One line per request, written off the request path.
+    pub log: request_log::RequestLog,
 }
 
 /// Runs `ticketing serve` until SIGINT or SIGTERM.
@@ -119,7 +126,7 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let limits = (args.rate_limit == Switch::On)
         .then(|| Arc::new(limits::RateLimits::new(args.rate_limit_ip, args.rate_limit_user)));
-    let outcome = runtime.block_on(serve(ticketing.clone(), listener, read_threads, limits));
+    let outcome = runtime.block_on(serve(ticketing.clone(), listener, read_threads, limits, args.node_id));
     // Let blocking calls still running finish, then close the database (the writer thread
     // commits what it has and checkpoints the WAL when the last handle goes).
     runtime.shutdown_timeout(DRAIN_FOR);
@@ -160,15 +167,18 @@ async fn serve(
     listener: TcpListener,
     read_threads: usize,
     limits: Option<Arc<limits::RateLimits>>,
+    node_id: Option<String>,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr().context("cannot read the bound address")?;
+    let node = node_id.unwrap_or_else(|| format!("{}:{}", host_name(), local.port()));
     // Scripts and tests read this line to learn the port when `--addr` asked for port 0.
     println!("listening on http://{local}");
-    tracing::info!(%local, strategy = %ticketing.strategy(), "listening");
+    tracing::info!(%local, node, strategy = %ticketing.strategy(), "listening");
 
     let state = AppState {
         ticketing: ticketing.clone(),
-        metrics: Arc::new(metrics::Metrics::default()),
+        metrics: Arc::new(metrics::Metrics::new(node)),
+        log: request_log::RequestLog::start().context("cannot start the request log")?,
         reads: ReadPool::start(read_threads)?,
         dates: Arc::default(),
         seats: Arc::default(),
@@ -193,6 +203,15 @@ async fn serve(
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
     served.context("the HTTP server failed")
+}
+
+/// This machine's host name (Linux), or `localhost`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 async fn bind(addrs: &[SocketAddr]) -> std::io::Result<TcpListener> {

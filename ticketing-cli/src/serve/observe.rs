@@ -1,11 +1,12 @@
 //! One middleware around every request: a request id (the client's `x-request-id` when it
 //! sends a sane one), one log line (request id, method, path, status, latency; the code and
-//! cause of every 4xx/5xx), and the metrics of [`super::metrics`].
+//! cause of every 4xx/5xx; written by [`super::request_log`] off the request path), and the
+//! metrics of [`super::metrics`].
 //!
 //! The query string is never logged: it may carry a token.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue};
@@ -13,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::error::ErrorCause;
+use super::request_log::{Line, RequestLog};
 use super::AppState;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -44,26 +46,18 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     state
         .metrics
         .record(route.as_deref().unwrap_or("unmatched"), &method, status, latency);
-    let request_id = id.to_str().unwrap_or_default();
-    let latency_ms = Millis(latency.as_secs_f64() * 1e3);
-    match response.extensions().get::<ErrorCause>() {
-        Some(e) if status >= 500 => tracing::error!(
-            request_id, %method, path, status, %latency_ms, code = e.code, cause = %e.cause, "request failed"
-        ),
-        Some(e) => tracing::warn!(
-            request_id, %method, path, status, %latency_ms, code = e.code, cause = %e.cause, "request refused"
-        ),
-        None => tracing::info!(request_id, %method, path, status, %latency_ms, "request"),
+    let cause = response.extensions().get::<ErrorCause>();
+    if RequestLog::enabled(status, cause.is_some()) {
+        state.log.send(Line {
+            at: SystemTime::now(),
+            request_id: id.clone(),
+            method,
+            path,
+            status,
+            latency,
+            error: cause.map(|e| (e.code, e.cause.clone())),
+        });
     }
     response.headers_mut().insert(X_REQUEST_ID.clone(), id);
     response
-}
-
-/// Milliseconds shown to the microsecond.
-struct Millis(f64);
-
-impl std::fmt::Display for Millis {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:.3}", self.0)
-    }
 }
