@@ -176,8 +176,20 @@ impl Server {
 
     /// Starts on a given database (a path or a PostgreSQL URL).
     pub fn start_on(dir: tempfile::TempDir, db: impl AsRef<std::ffi::OsStr>, strategy: &str, extra: &[&str]) -> Server {
+        Server::start_with_env(dir, db, strategy, extra, &[])
+    }
+
+    /// [`Server::start_on`] with environment variables set for the server.
+    pub fn start_with_env(
+        dir: tempfile::TempDir,
+        db: impl AsRef<std::ffi::OsStr>,
+        strategy: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ticketing"));
+        cmd.envs(env.iter().copied());
         cmd.arg("serve")
             .arg("--addr")
             .arg("127.0.0.1:0")
@@ -192,7 +204,7 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
-        if strategy == "redis" {
+        if strategy == "redis" && !extra.contains(&"--redis-url") {
             cmd.arg("--redis-url")
                 .arg(redis_url().expect("TICKETING_TEST_REDIS_URL"));
         }
@@ -261,6 +273,20 @@ impl Server {
         body: Option<String>,
         headers: &[(&str, &str)],
     ) -> Answer {
+        self.try_send_raw(method, path, auth, body, headers)
+            .await
+            .expect("request")
+    }
+
+    /// [`Server::send_raw`], with a transport failure (a killed server) as an error.
+    pub async fn try_send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<String>,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, String> {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(a) = auth {
@@ -272,11 +298,37 @@ impl Server {
         if let Some(b) = body {
             req = req.header("Content-Type", "application/json").body(b);
         }
-        let resp = req.send().await.expect("request");
+        let resp = req.send().await.map_err(|e| format!("{path}: {e}"))?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.expect("body");
+        let text = resp.text().await.map_err(|e| format!("{path}: {e}"))?;
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer { status, body, text }
+        Ok(Answer { status, body, text })
+    }
+
+    /// A JSON request that may fail in transport.
+    pub async fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<Answer, String> {
+        self.try_send_raw(method, path, auth, body.map(|b| b.to_string()), &[])
+            .await
+    }
+
+    /// A POST with an optional bearer token that may fail in transport.
+    pub async fn try_post(&self, path: &str, token: Option<&str>, body: Value) -> Result<Answer, String> {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        self.try_send("POST", path, auth.as_deref(), Some(body)).await
+    }
+
+    /// Pays `reservation` with `amount` under `key`; may fail in transport.
+    pub async fn try_pay(&self, token: &str, reservation: i64, amount: f64, key: &str) -> Result<Answer, String> {
+        let body = serde_json::json!({ "reservationId": reservation, "amount": amount }).to_string();
+        let auth = format!("Bearer {token}");
+        self.try_send_raw("POST", "/api/pay", Some(&auth), Some(body), &[("Idempotency-Key", key)])
+            .await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {

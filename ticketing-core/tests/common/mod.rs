@@ -118,7 +118,7 @@ impl Fixture {
         config.max_active = Some(1000);
         // Stories race hundreds of writes on one row (the queue's, a seat's); on a loaded test
         // machine PostgreSQL's queue behind that row can outlast the default 5 s wait for a
-        // connection. The stories test outcomes, not that bound (tests/postgres_outage.rs does).
+        // connection. The stories test outcomes, not that bound (ticketing-cli/tests/cluster_outage.rs does).
         config.db_timeout = std::time::Duration::from_secs(60);
         tweak(&mut config);
         let clock = Arc::new(ManualClock::default());
