@@ -6,6 +6,8 @@
 #   scripts/bench-http.sh                      # pessimistic and optimistic (+ redis if TICKETING_REDIS_URL)
 #   STRATEGIES=optimistic DURATION=5s scripts/bench-http.sh
 #   BENCH_PG_URL=postgres://… scripts/bench-http.sh   # on PostgreSQL: a fresh schema per strategy
+#   BENCH_PG_URL=postgres://… NODES=3 THREADS=3 scripts/bench-http.sh   # 3 nodes of one service,
+#                                              # wrk thread t sending to node t mod 3
 #
 # Each strategy gets a fresh database with a bench concert of 20 dates × 10,000 seats at 100
 # (seats for reserve and pay) and a 50-seat date (for available-seats). Needs wrk, curl, python3.
@@ -13,9 +15,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
+# The token step also makes the tokens of the reserve step (one hold each): on PostgreSQL,
+# where tokens come slower than holds, give it longer (TOKEN_DURATION=20s).
+TOKEN_DURATION=${TOKEN_DURATION:-$DURATION}
 CONNECTIONS=${CONNECTIONS:-256}
 THREADS=${THREADS:-2}
 STRATEGIES=${STRATEGIES:-"pessimistic optimistic${TICKETING_REDIS_URL:+ redis}"}
+NODES=${NODES:-1}
+STEPS=${STEPS:-"available-seats token reserve charge pay"}
+if [ "$NODES" -gt 1 ] && [ -z "${BENCH_PG_URL:-}" ]; then
+  echo "NODES=$NODES needs BENCH_PG_URL: several nodes share one PostgreSQL database" >&2
+  exit 2
+fi
 export RUST_LOG=${RUST_LOG:-info}
 export BENCH_DIR=$PWD/scripts/bench THREADS
 
@@ -50,14 +61,21 @@ for row in c.execute(sys.argv[2]): print(" ".join(map(str, row)))' "$DB" "$1"
   fi
 }
 
-# CPU time (user + system, in clock ticks) the server has used so far.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+# CPU time (user + system, in clock ticks) the servers have used so far.
+cpu_ticks() {
+  local total=0 pid
+  for pid in "${servers[@]}"; do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
+  echo "$total"
+}
+# Whether step $1 is to be run (STEPS).
+step() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 bench() { # name, wrk args…
-  local name=$1; shift
+  local name=$1 duration=$DURATION; shift
+  [ "$name" = token ] && duration=$TOKEN_DURATION
   echo "### $name"
   local before; before=$(cpu_ticks)
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" 2>&1 | tee "$OUT/$name.txt"
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$duration" --latency "$@" 2>&1 | tee "$OUT/$name.txt"
   local after requests; after=$(cpu_ticks)
   requests=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$OUT/$name.txt")
   # Server CPU per request: what the machine's load (wrk included) cannot inflate much.
@@ -83,30 +101,40 @@ for strategy in $STRATEGIES; do
   "$BIN" --db "$DB" admin concert add --title Small --date 2027-06-01 --seats 50 --price 100 >/dev/null
   small=$(query "SELECT id FROM concert_options WHERE concert_date = '2027-06-01'")
 
-  "$BIN" serve --db "$DB" --strategy "$strategy" --addr 127.0.0.1:0 \
-    --max-active 1000000 --max-holds 1 --token-ttl 1h --hold-ttl 1h --rate-limit off \
-    ${TICKETING_REDIS_URL:+--redis-url "$TICKETING_REDIS_URL"} >"$OUT/stdout" 2>"$OUT/server.log" &
-  server=$!
-  for _ in $(seq 100); do grep -q listening "$OUT/stdout" 2>/dev/null && break; sleep 0.1; done
-  url=$(sed -n 's/^listening on //p' "$OUT/stdout")
-  [ -n "$url" ] || { echo "the server did not start:" >&2; cat "$OUT/server.log" >&2; exit 1; }
-  echo "server $url (pid $server)"
+  servers=()
+  addrs=()
+  for n in $(seq 1 "$NODES"); do
+    "$BIN" serve --db "$DB" --strategy "$strategy" --addr 127.0.0.1:0 --node-id "node-$n" \
+      --max-active 1000000 --max-holds 1 --token-ttl 1h --hold-ttl 1h --rate-limit off \
+      ${TICKETING_REDIS_URL:+--redis-url "$TICKETING_REDIS_URL"} >"$OUT/stdout-$n" 2>"$OUT/server-$n.log" &
+    servers+=($!)
+    for _ in $(seq 100); do grep -q listening "$OUT/stdout-$n" 2>/dev/null && break; sleep 0.1; done
+    node=$(sed -n 's/^listening on //p' "$OUT/stdout-$n")
+    [ -n "$node" ] || { echo "node $n did not start:" >&2; cat "$OUT/server-$n.log" >&2; exit 1; }
+    addrs+=("${node#http://}")
+  done
+  url="http://${addrs[0]}"
+  if [ "$NODES" -gt 1 ]; then
+    WRK_NODES=$(IFS=,; echo "${addrs[*]}")
+    export WRK_NODES
+  fi
+  echo "servers ${addrs[*]} (pids ${servers[*]})"
 
   one=$(curl -s -X POST "$url/api/token" -H 'Content-Type: application/json' -d '{"userId":1}' |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["data"]["token"])')
-  bench available-seats -H "Authorization: Bearer $one" "$url/api/$small/available-seats"
+  step available-seats && bench available-seats -H "Authorization: Bearer $one" "$url/api/$small/available-seats"
 
   bench token -s "$BENCH_DIR/token.lua" "$url"
   query "SELECT token FROM tokens WHERE status = 'ACTIVE' AND user_id >= 10000000 ORDER BY id" | split_by_thread tokens
 
   bench reserve -s "$BENCH_DIR/reserve.lua" "$url"
   query "SELECT user_id FROM reservations WHERE status = 'HELD' ORDER BY id" | split_by_thread users
-  bench charge -s "$BENCH_DIR/charge.lua" "$url"
+  step charge && bench charge -s "$BENCH_DIR/charge.lua" "$url"
   query "SELECT t.token, r.id FROM reservations r JOIN tokens t ON t.user_id = r.user_id AND t.status = 'ACTIVE'
          WHERE r.status = 'HELD' ORDER BY r.id" | split_by_thread pay
-  bench pay -s "$BENCH_DIR/pay.lua" "$url"
+  step pay && bench pay -s "$BENCH_DIR/pay.lua" "$url"
 
-  kill -TERM "$server"; wait "$server" || true
+  kill -TERM "${servers[@]}"; wait "${servers[@]}" || true
   "$BIN" --db "$DB" admin check >"$OUT/check.txt" && echo "invariants: ok" || { echo "invariants FAILED"; cat "$OUT/check.txt"; }
   echo "paid: $(query "SELECT count(*) FROM payments"), held: $(query "SELECT count(*) FROM reservations WHERE status = 'HELD'")"
   [ -n "${BENCH_PG_URL:-}" ] && psql "$BENCH_PG_URL" -qc "DROP SCHEMA $schema CASCADE"

@@ -7,6 +7,14 @@ cd "$(dirname "$0")/.."
 . scripts/redis.sh
 . scripts/postgres.sh
 
+# The shifted-clock test runs one node under libfaketime.
+if ! command -v faketime >/dev/null 2>&1; then
+    echo "faketime not found; installing it with apt-get" >&2
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq >&2 && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >&2
+fi
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 start_redis
