@@ -10,8 +10,13 @@
 //!   waits for Redis either. Every request is timed from its intended start, whatever it
 //!   waited for.
 //! - [`Driver::Http`] sends the requests a real client sends (docs/contract.md §HTTP API), with at most
-//!   `--concurrency` in flight over a shared keep-alive connection pool.
+//!   `--concurrency` in flight over a shared keep-alive connection pool. `--target` may name
+//!   several nodes of one service (SPEC §8); [`Driver::next_for`] picks the node of a virtual
+//!   user's next request as `--spread` says, and setup and final reads go to the first node
+//!   (every node shows the same).
 
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -98,8 +103,56 @@ pub struct HoldInfo {
 pub enum Driver {
     /// The core in this process.
     InProcess(Ticketing),
-    /// A server over HTTP.
-    Http(Arc<HttpDriver>),
+    /// One node of a service over HTTP.
+    Http(HttpNode),
+}
+
+/// The base URL of one `ticketing serve` node, as `--target` names it (`http://127.0.0.1:8080`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeUrl(String);
+
+impl NodeUrl {
+    /// What request paths are appended to (no trailing `/`).
+    fn base(&self) -> &str {
+        self.0.trim_end_matches('/')
+    }
+
+    /// Same node: `http://h:1/` and `http://h:1` are one.
+    pub fn same_as(&self, other: &NodeUrl) -> bool {
+        self.base() == other.base()
+    }
+}
+
+impl FromStr for NodeUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<NodeUrl, String> {
+        if s.starts_with("http://") || s.starts_with("https://") {
+            Ok(NodeUrl(s.to_string()))
+        } else if s.is_empty() {
+            Err("an empty node: one URL between each two commas".into())
+        } else {
+            Err(format!("`{s}` is not an http:// URL"))
+        }
+    }
+}
+
+impl std::fmt::Display for NodeUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How the requests of a run are spread over `--target`'s nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Spread {
+    /// Users round-robin over the nodes by index; all of a user's requests go to its node
+    /// (a load balancer with sticky sessions).
+    #[default]
+    User,
+    /// Each request to the next node round-robin, whoever sends it (a load balancer without
+    /// stickiness: a token issued on one node is used on the others).
+    Request,
 }
 
 /// A write through the core's `*_answer` method `start`, awaited: no thread waits for the
@@ -122,6 +175,24 @@ fn token_of(t: &Ticketing, v: ticketing_core::TokenView) -> TokenInfo {
 }
 
 impl Driver {
+    /// This driver on the node of user `index`'s next request (see [`Spread`]), and that
+    /// node's place in `--target`'s list; in process there is one node, 0.
+    pub fn next_for(&self, index: u64) -> (Driver, usize) {
+        match self {
+            Driver::InProcess(_) => (self.clone(), 0),
+            Driver::Http(h) => {
+                let node = h.service.node_for(index);
+                (
+                    Driver::Http(HttpNode {
+                        service: h.service.clone(),
+                        node,
+                    }),
+                    node,
+                )
+            }
+        }
+    }
+
     /// `POST /api/token`.
     pub async fn issue_token(&self, user: i64) -> Reply<TokenInfo> {
         match self {
@@ -365,63 +436,93 @@ enum Method {
     Delete,
 }
 
-/// A client of a running server.
+/// A client of a running service: one connection pool and one bound on requests in flight
+/// for all of its nodes.
 pub struct HttpDriver {
-    base: String,
+    nodes: Vec<NodeUrl>,
+    spread: Spread,
+    /// The next node of `--spread request`, shared by every user of the run.
+    next: AtomicUsize,
     client: reqwest::Client,
     in_flight: Semaphore,
     /// A live token per user that spends (`PATCH /api/balance/use` needs the owner's token).
     spenders: std::sync::Mutex<std::collections::HashMap<i64, String>>,
 }
 
+/// One node of a service: where a [`Driver::Http`]'s requests go.
+#[derive(Clone)]
+pub struct HttpNode {
+    service: Arc<HttpDriver>,
+    /// Place in `--target`'s list.
+    node: usize,
+}
+
 impl HttpDriver {
-    /// A client of the server at `base` (`http://127.0.0.1:8080`), `concurrency` requests in
-    /// flight at most.
-    pub fn new(base: &str, concurrency: usize) -> anyhow::Result<HttpDriver> {
+    /// A client of the service whose nodes are `nodes` (at least one), spread over as
+    /// `spread` says, `concurrency` requests in flight at most over all of them.
+    pub fn new(nodes: Vec<NodeUrl>, spread: Spread, concurrency: usize) -> anyhow::Result<Arc<HttpDriver>> {
+        anyhow::ensure!(!nodes.is_empty(), "no node to send requests to");
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(concurrency)
             .timeout(std::time::Duration::from_secs(30))
             .build()?;
-        Ok(HttpDriver {
-            base: base.trim_end_matches('/').to_string(),
+        Ok(Arc::new(HttpDriver {
+            nodes,
+            spread,
+            next: AtomicUsize::new(0),
             client,
             in_flight: Semaphore::new(concurrency.max(1)),
             spenders: std::sync::Mutex::default(),
+        }))
+    }
+
+    /// A driver on the first node: setup and final reads go there (every node shows the same).
+    pub fn first_node(self: &Arc<HttpDriver>) -> Driver {
+        Driver::Http(HttpNode {
+            service: self.clone(),
+            node: 0,
         })
     }
 
-    /// The token `user` spends with: issued once and kept (issuing is idempotent per user, so
-    /// concurrent first uses of one wallet share one token).
-    async fn spender_token(&self, user: i64, fresh: bool) -> Reply<String> {
-        if !fresh {
-            if let Some(t) = self
-                .spenders
-                .lock()
-                .map_err(|_| Failure::error("POISONED", "token cache"))?
-                .get(&user)
-            {
-                return Ok(t.clone());
-            }
+    /// The node of user `index`'s next request.
+    fn node_for(&self, index: u64) -> usize {
+        let n = self.nodes.len();
+        match self.spread {
+            Spread::User => (index % n as u64) as usize,
+            // Relaxed: only the spread of the count matters, not its order with anything else.
+            Spread::Request => self.next.fetch_add(1, Ordering::Relaxed) % n,
         }
-        let info = token_info(
-            &self
-                .send(Method::Post, "/api/token", None, Some(json!({"userId": user})))
-                .await?,
-        )?;
-        self.spenders
-            .lock()
-            .map_err(|_| Failure::error("POISONED", "token cache"))?
-            .insert(user, info.token.clone());
-        Ok(info.token)
     }
 
-    async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply<Value> {
+    /// `GET /api/concerts` (on the first node): (id, title) of every concert.
+    pub async fn concerts(&self) -> Reply<Vec<(i64, String)>> {
+        let v = self.send(0, Method::Get, "/api/concerts", None, None).await?;
+        let list = v["concerts"].as_array().ok_or_else(|| bad_body("concerts", &v))?;
+        list.iter()
+            .map(|c| {
+                Ok((
+                    c["concertId"].as_i64().ok_or_else(|| bad_body("concerts", c))?,
+                    c["title"].as_str().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    async fn send(
+        &self,
+        node: usize,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply<Value> {
         let _permit = self
             .in_flight
             .acquire()
             .await
             .map_err(|_| Failure::error("CLOSED", "the driver is closed"))?;
-        let url = format!("{}{path}", self.base);
+        // `node` is 0 or from `node_for`: always one of `nodes`.
+        let url = format!("{}{path}", self.nodes[node].base());
         let mut req = match method {
             Method::Get => self.client.get(&url),
             Method::Post => self.client.post(&url),
@@ -460,18 +561,75 @@ impl HttpDriver {
             message: v["message"].as_str().unwrap_or(&text).to_string(),
         })
     }
+}
 
-    /// `GET /api/concerts`: (id, title) of every concert.
-    pub async fn concerts(&self) -> Reply<Vec<(i64, String)>> {
-        let v = self.send(Method::Get, "/api/concerts", None, None).await?;
-        let list = v["concerts"].as_array().ok_or_else(|| bad_body("concerts", &v))?;
-        list.iter()
-            .map(|c| {
-                Ok((
-                    c["concertId"].as_i64().ok_or_else(|| bad_body("concerts", c))?,
-                    c["title"].as_str().unwrap_or_default().to_string(),
-                ))
-            })
-            .collect()
+impl HttpNode {
+    async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply<Value> {
+        self.service.send(self.node, method, path, token, body).await
+    }
+
+    /// The token `user` spends with: issued once and kept (issuing is idempotent per user, so
+    /// concurrent first uses of one wallet share one token).
+    async fn spender_token(&self, user: i64, fresh: bool) -> Reply<String> {
+        if !fresh {
+            if let Some(t) = self
+                .service
+                .spenders
+                .lock()
+                .map_err(|_| Failure::error("POISONED", "token cache"))?
+                .get(&user)
+            {
+                return Ok(t.clone());
+            }
+        }
+        let info = token_info(
+            &self
+                .send(Method::Post, "/api/token", None, Some(json!({"userId": user})))
+                .await?,
+        )?;
+        self.service
+            .spenders
+            .lock()
+            .map_err(|_| Failure::error("POISONED", "token cache"))?
+            .insert(user, info.token.clone());
+        Ok(info.token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(spread: Spread) -> Arc<HttpDriver> {
+        let nodes = ["http://a:1", "http://b:2/", "http://c:3"]
+            .iter()
+            .map(|u| u.parse().unwrap())
+            .collect();
+        HttpDriver::new(nodes, spread, 4).unwrap()
+    }
+
+    /// `user`: a user's every request goes to node `index % nodes`.
+    #[test]
+    fn spread_by_user_pins_each_user_to_one_node() {
+        let s = service(Spread::User);
+        let picks: Vec<usize> = [0, 0, 1, 1, 2, 3, 4, 5].iter().map(|&i| s.node_for(i)).collect();
+        assert_eq!(picks, [0, 0, 1, 1, 2, 0, 1, 2]);
+    }
+
+    /// `request`: every request (whichever user sends it) goes to the next node.
+    #[test]
+    fn spread_by_request_takes_the_nodes_in_turn() {
+        let s = service(Spread::Request);
+        let picks: Vec<usize> = [7, 7, 7, 0, 9].iter().map(|&i| s.node_for(i)).collect();
+        assert_eq!(picks, [0, 1, 2, 0, 1]);
+    }
+
+    /// A node URL must be http(s); a trailing `/` names the same node.
+    #[test]
+    fn node_urls() {
+        assert!("127.0.0.1:8080".parse::<NodeUrl>().is_err());
+        let a: NodeUrl = "http://h:1/".parse().unwrap();
+        assert!(a.same_as(&"http://h:1".parse().unwrap()));
+        assert_eq!(a.to_string(), "http://h:1/");
     }
 }

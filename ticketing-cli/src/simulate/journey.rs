@@ -71,6 +71,8 @@ struct User {
     id: i64,
     /// When the next request is due.
     due: Instant,
+    /// The node of the request being made (see [`User::via`]).
+    node: usize,
     rng: SmallRng,
 }
 
@@ -82,6 +84,7 @@ pub async fn run_user(ctx: Arc<RunContext>, index: u64, due: Instant) {
         ctx,
         index,
         due,
+        node: 0,
     };
     user.mark(UserChange::Arrived);
     let end = user.journey().await;
@@ -101,6 +104,14 @@ impl User {
             at: Instant::now().duration_since(self.ctx.t0),
             change,
         });
+    }
+
+    /// The driver of this user's next request: on the node `--spread` gives it, remembered so
+    /// the request is counted for that node. Every request goes through it.
+    fn via(&mut self) -> Driver {
+        let (driver, node) = self.ctx.driver.next_for(self.index);
+        self.node = node;
+        driver
     }
 
     /// Waits until the next request is due, runs it and records it from its due moment.
@@ -124,13 +135,13 @@ impl User {
             intended: intended.duration_since(self.ctx.t0),
             end: end.duration_since(self.ctx.t0),
             code,
+            node: self.node,
         });
         self.due = end + self.ctx.scenario.load.think;
         result
     }
 
     async fn journey(&mut self) -> UserEnd {
-        let driver = self.ctx.driver.clone();
         let journey = self.ctx.scenario.journey.clone();
         match journey {
             Journey::Ticket {
@@ -140,7 +151,7 @@ impl User {
                 pay,
             } => {
                 let concert_id = self.ctx.concert_ids.get(concert).copied().unwrap_or(1);
-                self.ticket(&driver, concert_id, reserve_attempts, charge, pay).await
+                self.ticket(concert_id, reserve_attempts, charge, pay).await
             }
             Journey::Charge {
                 wallet_user,
@@ -148,6 +159,7 @@ impl User {
                 ops,
             } => {
                 for _ in 0..ops {
+                    let driver = self.via();
                     let r = self
                         .call(Op::Charge, false, Box::pin(driver.charge(wallet_user, amount)))
                         .await;
@@ -161,6 +173,7 @@ impl User {
                 ops,
             } => {
                 for _ in 0..ops {
+                    let driver = self.via();
                     let r = self
                         .call(Op::Use, false, Box::pin(driver.use_points(wallet_user, amount)))
                         .await;
@@ -177,11 +190,13 @@ impl User {
                 for _ in 0..ops {
                     let wallet = self.ctx.scenario.load.first_user + i64::from(self.rng.random_range(0..wallets));
                     if self.rng.random_bool(use_ratio) {
+                        let driver = self.via();
                         let r = self
                             .call(Op::Use, false, Box::pin(driver.use_points(wallet, amount)))
                             .await;
                         self.money(wallet, -amount.cents(), &r);
                     } else {
+                        let driver = self.via();
                         let r = self
                             .call(Op::Charge, false, Box::pin(driver.charge(wallet, amount)))
                             .await;
@@ -196,6 +211,7 @@ impl User {
                     return UserEnd::GaveUp;
                 };
                 for _ in 0..ops {
+                    let driver = self.via();
                     if self
                         .call(Op::Seats, false, Box::pin(driver.seats(&token, option)))
                         .await
@@ -211,6 +227,7 @@ impl User {
                 let (Some(token), Some((option, seat))) = (token, self.ctx.prepared.target) else {
                     return UserEnd::GaveUp;
                 };
+                let driver = self.via();
                 match self
                     .call(
                         Op::Reserve,
@@ -228,6 +245,7 @@ impl User {
                     return UserEnd::GaveUp;
                 };
                 let payer = self.ctx.scenario.load.first_user;
+                let driver = self.via();
                 let r = self
                     .call(Op::Pay, false, Box::pin(driver.pay(&token, reservation, price)))
                     .await;
@@ -287,7 +305,8 @@ impl User {
             .mul_f64(self.rng.random_range(0.8..1.2))
     }
 
-    async fn ticket(&mut self, driver: &Driver, concert_id: i64, attempts: u32, charge: bool, pay: bool) -> UserEnd {
+    async fn ticket(&mut self, concert_id: i64, attempts: u32, charge: bool, pay: bool) -> UserEnd {
+        let driver = self.via();
         let Ok(mut info) = self.call(Op::Token, false, Box::pin(driver.issue_token(self.id))).await else {
             return UserEnd::GaveUp;
         };
@@ -301,8 +320,9 @@ impl User {
             let poll_at = Instant::now().max(self.due) + delay;
             // The next poll is due at `poll_at`, or as soon as the system says the turn came:
             // the request is timed from whichever came first.
-            Box::pin(driver.wait_turn(&info, poll_at)).await;
+            Box::pin(self.ctx.driver.wait_turn(&info, poll_at)).await;
             self.due = Instant::now().min(poll_at);
+            let driver = self.via();
             match self
                 .call(Op::Status, false, Box::pin(driver.token_status(&info.token)))
                 .await
@@ -324,30 +344,33 @@ impl User {
         let mut hold = None;
         let mut retry = false;
         'rounds: for _ in 0..MAX_ROUNDS {
+            let driver = self.via();
             let dates = match self
                 .call(Op::Dates, false, Box::pin(driver.dates(&token, concert_id)))
                 .await
             {
                 Ok(d) => d,
-                Err(_) => return self.leave(driver, &token, UserEnd::GaveUp).await,
+                Err(_) => return self.leave(&token, UserEnd::GaveUp).await,
             };
             let open: Vec<_> = dates.into_iter().filter(|d| d.available > 0).collect();
             if open.is_empty() {
-                return self.leave(driver, &token, UserEnd::SoldOut).await;
+                return self.leave(&token, UserEnd::SoldOut).await;
             }
             let date = open[self.rng.random_range(0..open.len())];
+            let driver = self.via();
             let mut seats = match self
                 .call(Op::Seats, false, Box::pin(driver.seats(&token, date.option_id)))
                 .await
             {
                 Ok(s) => s,
-                Err(_) => return self.leave(driver, &token, UserEnd::GaveUp).await,
+                Err(_) => return self.leave(&token, UserEnd::GaveUp).await,
             };
             for _ in 0..attempts {
                 if seats.is_empty() {
                     break;
                 }
                 let seat = seats.swap_remove(self.rng.random_range(0..seats.len()));
+                let driver = self.via();
                 let r = self
                     .call(
                         Op::Reserve,
@@ -366,25 +389,27 @@ impl User {
                         code,
                         ..
                     }) if code != "TOO_MANY_HOLDS" => continue,
-                    Err(_) => return self.leave(driver, &token, UserEnd::GaveUp).await,
+                    Err(_) => return self.leave(&token, UserEnd::GaveUp).await,
                 }
             }
         }
         let Some((hold, seat)) = hold else {
-            return self.leave(driver, &token, UserEnd::GaveUp).await;
+            return self.leave(&token, UserEnd::GaveUp).await;
         };
         if !pay {
-            return self.leave(driver, &token, UserEnd::Done).await;
+            return self.leave(&token, UserEnd::Done).await;
         }
         if charge {
+            let driver = self.via();
             let r = self
                 .call(Op::Charge, false, Box::pin(driver.charge(self.id, hold.price)))
                 .await;
             self.money(self.id, hold.price.cents(), &r);
             if r.is_err() {
-                return self.leave(driver, &token, UserEnd::GaveUp).await;
+                return self.leave(&token, UserEnd::GaveUp).await;
             }
         }
+        let driver = self.via();
         let r = self
             .call(
                 Op::Pay,
@@ -403,12 +428,13 @@ impl User {
                 });
                 UserEnd::Done
             }
-            Err(_) => self.leave(driver, &token, UserEnd::GaveUp).await,
+            Err(_) => self.leave(&token, UserEnd::GaveUp).await,
         }
     }
 
     /// Gives the token up (its slot goes to the next waiter at once) and ends the journey.
-    async fn leave(&mut self, driver: &Driver, token: &str, end: UserEnd) -> UserEnd {
+    async fn leave(&mut self, token: &str, end: UserEnd) -> UserEnd {
+        let driver = self.via();
         let _ = self.call(Op::Leave, false, Box::pin(driver.leave(token))).await;
         end
     }

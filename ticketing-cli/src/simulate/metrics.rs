@@ -106,6 +106,8 @@ pub enum Event {
         end: Duration,
         /// The failure's machine code (`SEAT_UNAVAILABLE`, `HTTP_503`…); `None` on success.
         code: Option<String>,
+        /// The node it went to, by place in `--target`'s list (0 in process).
+        node: usize,
     },
     /// A user arrived, queued, left the queue or ended, at `at` since the run's start.
     User { at: Duration, change: UserChange },
@@ -221,6 +223,37 @@ impl OpStats {
     /// Latency at `q` (0..1), in milliseconds.
     pub fn ms_at(&self, q: f64) -> f64 {
         self.latency.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// Counts one request that took `micros` from its intended start.
+    fn record(
+        &mut self,
+        outcome: Outcome,
+        retry: bool,
+        intended: Duration,
+        end: Duration,
+        micros: u64,
+        code: Option<&str>,
+    ) {
+        self.count += 1;
+        match outcome {
+            Outcome::Ok => self.ok += 1,
+            Outcome::Conflict => self.conflicts += 1,
+            Outcome::Rejected => self.rejected += 1,
+            Outcome::Error => self.errors += 1,
+        }
+        self.retries += u64::from(retry);
+        self.latency.saturating_record(micros);
+        if let Some(code) = code {
+            *self.codes.entry((outcome, code.to_string())).or_default() += 1;
+        }
+        self.first_start = self.first_start.min(intended);
+        self.last_end = self.last_end.max(end);
+        let bucket = (end.as_millis() / TIMELINE_BUCKET.as_millis()) as usize;
+        if self.timeline.len() <= bucket {
+            self.timeline.resize(bucket + 1, 0);
+        }
+        self.timeline[bucket] += 1;
     }
 }
 
@@ -412,6 +445,8 @@ pub struct History {
 pub struct Stats {
     /// Per operation (only those that ran).
     pub ops: BTreeMap<Op, OpStats>,
+    /// The same requests per node, one per node of `--target` in its order (one in process).
+    pub nodes: Vec<OpStats>,
     /// Journeys by ending.
     pub done: u64,
     /// Users who found it sold out.
@@ -430,13 +465,17 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    /// Starts the aggregator; `progress` counts finished users; `live`, when given, receives a
-    /// copy of the figures every [`PUBLISH_EVERY`] and at the end.
-    pub fn start(progress: ProgressBar, live: Option<Publisher>) -> std::io::Result<(Sender<Event>, Aggregator)> {
+    /// Starts the aggregator of a run on `nodes` nodes; `progress` counts finished users;
+    /// `live`, when given, receives a copy of the figures every [`PUBLISH_EVERY`] and at the end.
+    pub fn start(
+        progress: ProgressBar,
+        live: Option<Publisher>,
+        nodes: usize,
+    ) -> std::io::Result<(Sender<Event>, Aggregator)> {
         let (tx, rx) = std::sync::mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("simulate-metrics".into())
-            .spawn(move || aggregate(rx, progress, live))?;
+            .spawn(move || aggregate(rx, progress, live, nodes))?;
         Ok((tx, Aggregator { handle }))
     }
 
@@ -448,9 +487,11 @@ impl Aggregator {
     }
 }
 
-fn aggregate(rx: Receiver<Event>, progress: ProgressBar, live: Option<Publisher>) -> Stats {
+fn aggregate(rx: Receiver<Event>, progress: ProgressBar, live: Option<Publisher>, nodes: usize) -> Stats {
     let mut stats = Stats {
         ops: BTreeMap::new(),
+        // Every node has its row, even one no request reached.
+        nodes: std::iter::repeat_with(OpStats::new).take(nodes.max(1)).collect(),
         done: 0,
         sold_out: 0,
         gave_up: 0,
@@ -489,29 +530,22 @@ fn record(stats: &mut Stats, event: Event, progress: &ProgressBar) {
             intended,
             end,
             code,
+            node,
         } => {
-            let s = stats.ops.entry(op).or_insert_with(OpStats::new);
-            s.count += 1;
-            match outcome {
-                Outcome::Ok => s.ok += 1,
-                Outcome::Conflict => s.conflicts += 1,
-                Outcome::Rejected => s.rejected += 1,
-                Outcome::Error => s.errors += 1,
+            let micros = u64::try_from(end.saturating_sub(intended).as_micros())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            let code = code.as_deref();
+            stats
+                .ops
+                .entry(op)
+                .or_insert_with(OpStats::new)
+                .record(outcome, retry, intended, end, micros, code);
+            if stats.nodes.len() <= node {
+                stats.nodes.resize_with(node + 1, OpStats::new);
             }
-            s.retries += u64::from(retry);
-            let micros = u64::try_from(end.saturating_sub(intended).as_micros()).unwrap_or(u64::MAX);
-            s.latency.saturating_record(micros.max(1));
-            if let Some(code) = code {
-                *s.codes.entry((outcome, code)).or_default() += 1;
-            }
-            stats.timeline.request(op, outcome, end, micros.max(1));
-            s.first_start = s.first_start.min(intended);
-            s.last_end = s.last_end.max(end);
-            let bucket = (end.as_millis() / TIMELINE_BUCKET.as_millis()) as usize;
-            if s.timeline.len() <= bucket {
-                s.timeline.resize(bucket + 1, 0);
-            }
-            s.timeline[bucket] += 1;
+            stats.nodes[node].record(outcome, retry, intended, end, micros, code);
+            stats.timeline.request(op, outcome, end, micros);
         }
         Event::Paid {
             user,

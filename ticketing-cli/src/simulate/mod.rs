@@ -1,8 +1,8 @@
 //! `ticketing simulate`: runs scenarios with many virtual users against the core (in-process,
 //! one fresh database per strategy: temporary, kept where `--db` says, or a scratch schema
-//! when `--db` is a PostgreSQL URL) or a running server (`--target URL`, its data set up
-//! through `--db`), then checks the invariants of docs/contract.md §Invariants and the
-//! scenario's expectations (docs/contract.md §Simulator).
+//! when `--db` is a PostgreSQL URL) or a running service (`--target URL[,URL…]`: one node or
+//! several, its data set up through `--db`), then checks the invariants of docs/contract.md
+//! §Invariants and the scenario's expectations (docs/contract.md §Simulator).
 //!
 //! Where things are: [`scenario`] (the TOML format and the shipped scenarios), [`expr`]
 //! (expectations and descriptions relative to the load), [`journey`]
@@ -45,7 +45,7 @@ use tokio::time::Instant;
 use crate::options::StrategyChoice;
 use crate::{GlobalArgs, UsageError};
 use check::Check;
-use driver::{Driver, HttpDriver};
+use driver::{Driver, HttpDriver, NodeUrl, Spread};
 use journey::{Prepared, RunContext};
 use live::{Live, Phase, RunLive, RunState};
 use metrics::{Aggregator, Stats};
@@ -59,10 +59,18 @@ pub struct SimulateArgs {
     /// run are `--strategy`'s: `all`, or a list like `pessimistic,optimistic`; without
     /// `--strategy`, every available one.
     pub scenarios: Vec<String>,
-    /// Drive a running server over HTTP instead of the in-process core, e.g. http://127.0.0.1:8080.
-    /// With `--db`, the server's database: the scenario's concerts are added there first.
-    #[arg(long, value_name = "URL")]
-    pub target: Option<String>,
+    /// Drive a running server over HTTP instead of the in-process core, e.g. http://127.0.0.1:8080;
+    /// or several nodes of one service (`ticketing serve` processes on one database), separated
+    /// by commas: the virtual users are spread over them (see `--spread`) and the figures are
+    /// shown per node as well as in total. With `--db`, the service's database: the scenario's
+    /// concerts are added there first.
+    #[arg(long, value_name = "URL[,URL…]", value_delimiter = ',')]
+    pub target: Vec<NodeUrl>,
+    /// How the requests are spread over `--target`'s nodes: `user` (each user's requests all
+    /// go to one node; users take the nodes in turn) or `request` (each request goes to the
+    /// next node in turn). Needs `--target`; with one node, every request goes to it.
+    #[arg(long, value_enum, default_value_t, requires = "target")]
+    pub spread: Spread,
     /// With `--db`: replace the databases it names when they exist already (without it the
     /// command refuses and writes nothing, so a kept run is never lost by accident).
     #[arg(long)]
@@ -95,26 +103,49 @@ pub struct SimulateArgs {
     pub panic_after: Option<Duration>,
 }
 
+impl SimulateArgs {
+    /// `--target` as given (the nodes joined by commas), for the reports.
+    pub fn target_text(&self) -> Option<String> {
+        (!self.target.is_empty()).then(|| join_nodes(&self.target))
+    }
+}
+
+fn join_nodes(nodes: &[NodeUrl]) -> String {
+    nodes.iter().map(NodeUrl::to_string).collect::<Vec<_>>().join(",")
+}
+
 /// Where one run's requests go.
 #[derive(Debug, Clone)]
 enum Target {
     Core(StrategyKind),
-    Http(String),
+    /// The nodes of one service (at least one).
+    Http(Vec<NodeUrl>),
 }
 
 impl Target {
     fn label(&self) -> String {
         match self {
             Target::Core(s) => s.name().to_string(),
-            Target::Http(url) => format!("http {url}"),
+            Target::Http(nodes) => format!("http {}", join_nodes(nodes)),
+        }
+    }
+
+    /// The service's nodes over HTTP; none in process.
+    fn nodes(&self) -> &[NodeUrl] {
+        match self {
+            Target::Core(_) => &[],
+            Target::Http(nodes) => nodes,
         }
     }
 }
 
 /// Figures of one run (one scenario on one strategy or server).
 pub struct RunResult {
-    /// `pessimistic`, `optimistic`, `redis` or `http URL`.
+    /// `pessimistic`, `optimistic`, `redis` or `http URL[,URL…]`.
     pub label: String,
+    /// The service's nodes over HTTP, in `--target`'s order (`stats.nodes` follows it); none
+    /// in process.
+    pub nodes: Vec<NodeUrl>,
     /// Aggregated figures.
     pub stats: Stats,
     /// From the first arrival to the last user's end.
@@ -184,13 +215,14 @@ impl RunDbs {
             return Ok(RunDbs::Temporary);
         }
         if let ticketing_core::Database::Postgres(url) = ticketing_core::Database::parse(&global.db) {
-            return Ok(match args.target {
-                Some(_) => RunDbs::Server(ticketing_core::Database::Postgres(url)),
-                None => RunDbs::Postgres(url),
+            return Ok(if args.target.is_empty() {
+                RunDbs::Postgres(url)
+            } else {
+                RunDbs::Server(ticketing_core::Database::Postgres(url))
             });
         }
         let db = PathBuf::from(&global.db);
-        if args.target.is_some() {
+        if !args.target.is_empty() {
             if !db.is_file() {
                 return Err(UsageError(format!(
                     "--db {}: no such database; with --target, --db names the running server's database, where the scenario's concerts are added",
@@ -441,6 +473,12 @@ fn plan(global: &GlobalArgs, args: &SimulateArgs) -> anyhow::Result<Plan> {
     if args.concurrency == 0 || args.concurrency > 4096 {
         return Err(UsageError("--concurrency must be between 1 and 4096".into()).into());
     }
+    // Each URL is checked as clap parses it (`NodeUrl`); what needs the whole list is here.
+    for (i, node) in args.target.iter().enumerate() {
+        if args.target[..i].iter().any(|n| n.same_as(node)) {
+            return Err(UsageError(format!("--target names {node} twice: each node once")).into());
+        }
+    }
     let names = if args.scenarios.is_empty() {
         vec![scenario::DEFAULT.to_string()]
     } else {
@@ -452,7 +490,7 @@ fn plan(global: &GlobalArgs, args: &SimulateArgs) -> anyhow::Result<Plan> {
         if let Some(users) = args.users {
             s = s.with_users(users).map_err(|ScenarioError(m)| UsageError(m))?;
         }
-        if let (Some(_), Some(m)) = (&args.target, s.queue.max_active) {
+        if let Some(m) = s.queue.max_active.filter(|_| !args.target.is_empty()) {
             eprintln!(
                 "note: {}: over HTTP the server's own queue settings apply (start it with --max-active {m} to match the scenario)",
                 s.name
@@ -460,14 +498,10 @@ fn plan(global: &GlobalArgs, args: &SimulateArgs) -> anyhow::Result<Plan> {
         }
         scenarios.push(Arc::new(s));
     }
-    let targets = match &args.target {
-        Some(url) => {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(UsageError(format!("--target must be an http:// URL, not `{url}`")).into());
-            }
-            vec![Target::Http(url.clone())]
-        }
-        None => strategies(global)?.into_iter().map(Target::Core).collect(),
+    let targets = if args.target.is_empty() {
+        strategies(global)?.into_iter().map(Target::Core).collect()
+    } else {
+        vec![Target::Http(args.target.clone())]
     };
     // Everything the user can get wrong is refused here, before any run: every run's settings,
     // the lock service, the output paths.
@@ -513,7 +547,7 @@ fn execute(
         .tempdir()
         .context("cannot create a temporary directory")?;
 
-    let baseline = if args.no_baseline || args.target.is_some() {
+    let baseline = if args.no_baseline || !args.target.is_empty() {
         None
     } else {
         Some(baseline::measure(
@@ -695,8 +729,8 @@ fn run_one(
             let ids = add_concerts(&t, scenario)?;
             (Driver::InProcess(t.clone()), Some(t), ids, Some((dir, scratch)))
         }
-        Target::Http(url) => {
-            let http = Arc::new(HttpDriver::new(url, args.concurrency)?);
+        Target::Http(nodes) => {
+            let http = HttpDriver::new(nodes.clone(), args.spread, args.concurrency)?;
             let ids = match &plan.dbs {
                 RunDbs::Server(db) => {
                     // The server's own settings (queue size, strategy) stay as they are:
@@ -711,7 +745,7 @@ fn run_one(
                     runtime.block_on(http_concerts(&http, scenario))?
                 }
             };
-            (Driver::Http(http), None, ids, None)
+            (http.first_node(), None, ids, None)
         }
     };
     let work = drive(args, scenario, target, driver, core.as_ref(), concert_ids, live);
@@ -796,7 +830,7 @@ async fn drive(
         live.set_state(i, RunState::Running);
         live.publisher(i, t0.into_std())
     });
-    let (events, aggregator) = Aggregator::start(bar.clone(), publisher)?;
+    let (events, aggregator) = Aggregator::start(bar.clone(), publisher, target.nodes().len())?;
     let ctx = Arc::new(RunContext {
         driver: driver.clone(),
         scenario: scenario.clone(),
@@ -862,6 +896,7 @@ async fn drive(
     let seed_row = report::seed_row(scenario, &stats, &driver).await;
     Ok(RunResult {
         label: target.label(),
+        nodes: target.nodes().to_vec(),
         stats,
         wall,
         contention,

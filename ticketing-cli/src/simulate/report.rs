@@ -12,6 +12,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use clap::ValueEnum as _;
 use serde::Serialize;
 use ticketing_core::Money;
 
@@ -345,6 +346,33 @@ pub fn scenario_text(result: &ScenarioResult, baseline: Option<&Baseline>) -> St
         }
     }
 
+    for run in runs.iter().filter(|r| r.nodes.len() > 1) {
+        let _ = writeln!(
+            out,
+            "\nper node of {} (the requests above by the node they went to; errors = 5xx and transport)",
+            run.label
+        );
+        let _ = writeln!(
+            out,
+            "{:<32} {:>8} {:>7} {:>8} {:>7} {:>6} {:>10} {:>10}",
+            "node", "requests", "ok", "conflict", "reject", "errors", "p50", "p99"
+        );
+        for (node, st) in run.nodes.iter().zip(&run.stats.nodes) {
+            let _ = writeln!(
+                out,
+                "{:<32} {:>8} {:>7} {:>8} {:>7} {:>6} {:>10} {:>10}",
+                node.to_string(),
+                st.count,
+                st.ok,
+                st.conflicts,
+                st.rejected,
+                st.errors,
+                fmt_ms(st.ms_at(0.5)),
+                fmt_ms(st.ms_at(0.99))
+            );
+        }
+    }
+
     if runs.iter().any(|r| r.seed_row.is_some()) {
         let _ = writeln!(
             out,
@@ -387,7 +415,9 @@ pub fn scenario_text(result: &ScenarioResult, baseline: Option<&Baseline>) -> St
 struct JsonReport<'a> {
     version: u32,
     seed: u64,
-    target: Option<&'a str>,
+    target: Option<String>,
+    /// `--spread`, with `--target`.
+    spread: Option<String>,
     latency_measured_from: &'static str,
     ratio: &'static str,
     baseline: Option<&'a Baseline>,
@@ -418,6 +448,23 @@ struct JsonRun<'a> {
     operations: Vec<JsonOp>,
     checks: &'a [Check],
     seed: Option<&'a SeedRow>,
+    /// Over HTTP, the requests by the node they went to, in `--target`'s order.
+    nodes: Option<Vec<JsonNode>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonNode {
+    url: String,
+    requests: u64,
+    ok: u64,
+    /// 409: lost races.
+    conflicts: u64,
+    /// Other 4xx.
+    rejected: u64,
+    /// 5xx and transport failures.
+    errors: u64,
+    latency_ms: JsonLatency,
 }
 
 #[derive(Serialize)]
@@ -526,7 +573,11 @@ pub fn write_json(
     let report = JsonReport {
         version: 1,
         seed: args.seed,
-        target: args.target.as_deref(),
+        target: args.target_text(),
+        spread: (!args.target.is_empty())
+            .then(|| args.spread.to_possible_value())
+            .flatten()
+            .map(|v| v.get_name().to_string()),
         latency_measured_from: "intended start (open loop: no coordinated omission)",
         ratio: "figure / best strategy's figure (best = highest ok, okPerSecond; lowest conflicts, rejected, retries, errors, latencies); attempts (count, throughput) are not ranked",
         baseline,
@@ -578,14 +629,7 @@ fn json_scenario<'a>(r: &'a ScenarioResult, baseline: Option<&Baseline>) -> Json
                         errors: s.errors,
                         throughput: s.throughput(),
                         ok_per_second: s.ok_throughput(),
-                        latency_ms: JsonLatency {
-                            p50: s.ms_at(0.5),
-                            p90: s.ms_at(0.9),
-                            p99: s.ms_at(0.99),
-                            p999: s.ms_at(0.999),
-                            max: s.latency.max() as f64 / 1000.0,
-                            mean: s.latency.mean() / 1000.0,
-                        },
+                        latency_ms: json_latency(s),
                         ratio_to_best: ratios(&r.runs, *op, i)
                             .into_iter()
                             .map(|(k, v)| {
@@ -599,8 +643,34 @@ fn json_scenario<'a>(r: &'a ScenarioResult, baseline: Option<&Baseline>) -> Json
                     .collect(),
                 checks: &run.checks,
                 seed: run.seed_row.as_ref(),
+                nodes: (!run.nodes.is_empty()).then(|| {
+                    run.nodes
+                        .iter()
+                        .zip(&run.stats.nodes)
+                        .map(|(node, s)| JsonNode {
+                            url: node.to_string(),
+                            requests: s.count,
+                            ok: s.ok,
+                            conflicts: s.conflicts,
+                            rejected: s.rejected,
+                            errors: s.errors,
+                            latency_ms: json_latency(s),
+                        })
+                        .collect()
+                }),
             })
             .collect(),
+    }
+}
+
+fn json_latency(s: &OpStats) -> JsonLatency {
+    JsonLatency {
+        p50: s.ms_at(0.5),
+        p90: s.ms_at(0.9),
+        p99: s.ms_at(0.99),
+        p999: s.ms_at(0.999),
+        max: s.latency.max() as f64 / 1000.0,
+        mean: s.latency.mean() / 1000.0,
     }
 }
 
@@ -646,7 +716,7 @@ fn html_page(results: &[ScenarioResult], baseline: Option<&Baseline>, args: &Sim
         "<p>Seed {}{}. Latency is measured from each request's <em>intended</em> start (open loop: no coordinated omission). \
          Ratios (×) compare like with like: a figure over the best strategy's (successes per second, not attempts).</p>",
         args.seed,
-        args.target.as_deref().map_or(String::new(), |t| format!(", target {}", esc(t)))
+        args.target_text().map_or(String::new(), |t| format!(", target {}", esc(&t)))
     );
     if let Some(b) = baseline {
         let _ = write!(
@@ -753,6 +823,31 @@ fn scenario_html(h: &mut String, r: &ScenarioResult) -> anyhow::Result<()> {
         }
     }
     h.push_str("</table>");
+
+    for run in r.runs.iter().filter(|r| r.nodes.len() > 1) {
+        let _ = write!(
+            h,
+            "<h3>Per node · {}</h3><p><small>The requests above by the node they went to.</small></p>\
+             <table><tr><th>node</th><th>requests</th><th>ok</th><th>conflicts (409)</th><th>rejected (other 4xx)</th>\
+             <th>errors (5xx, transport)</th><th>p50</th><th>p99</th></tr>",
+            esc(&run.label)
+        );
+        for (node, st) in run.nodes.iter().zip(&run.stats.nodes) {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&node.to_string()),
+                st.count,
+                st.ok,
+                st.conflicts,
+                st.rejected,
+                st.errors,
+                fmt_ms(st.ms_at(0.5)),
+                fmt_ms(st.ms_at(0.99))
+            );
+        }
+        h.push_str("</table>");
+    }
 
     h.push_str("<h3>Strategies side by side</h3><div class=\"charts\">");
     for op in Op::ALL {
