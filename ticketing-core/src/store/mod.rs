@@ -42,9 +42,15 @@ pub(crate) trait WriteJob: Send {
     /// True when the job runs in its own savepoint (the default): a failure undoes just it.
     /// A job that writes only after all its checks passed, and can fail after writing only
     /// on a database error, may run bare; if it ever fails after changing a row, the whole
-    /// batch is rolled back and fails, as when a commit fails.
+    /// batch is rolled back and fails, as when a commit fails. (These are the queue's writes:
+    /// on PostgreSQL one queue writer per node runs them in batches, see `postgres`.)
     fn guarded(&self) -> bool {
         true
+    }
+    /// The job's own error, once it has run and failed (what its batch fails with when the
+    /// failure rolled the whole batch back).
+    fn error(&self) -> Option<Error> {
+        None
     }
 }
 
@@ -80,6 +86,13 @@ impl<T: Send, F: FnOnce(&Conn<'_>) -> Result<T> + Send> WriteJob for Pending<T, 
 
     fn guarded(&self) -> bool {
         self.guarded
+    }
+
+    fn error(&self) -> Option<Error> {
+        match &self.result {
+            Some(Err(e)) => Some(e.clone()),
+            _ => None,
+        }
     }
 }
 
@@ -162,7 +175,9 @@ impl Store {
 
     /// [`Store::submit`] for a write that checks everything before its first change and can
     /// fail after it only on a database error: on SQLite it runs without a savepoint of its
-    /// own (see [`WriteJob::guarded`]). The queue's hot writes (issue, leave) are such writes.
+    /// own (see [`WriteJob::guarded`]); on PostgreSQL it goes to the node's queue writer, which
+    /// commits such writes in batches. The queue's hot writes (issue, status, leave) are such
+    /// writes.
     pub fn submit_unguarded<T, F>(&self, f: F) -> Result<Answer<T>>
     where
         T: Send + 'static,

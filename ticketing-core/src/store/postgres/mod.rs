@@ -3,7 +3,9 @@
 //! Every write is its own `READ COMMITTED` transaction, run whole on one pooled connection by
 //! one of the writer threads (as many as the pool has connections, so a write never waits for
 //! a thread while a connection is free, and no async runtime is needed in the core: the
-//! `postgres` crate drives each connection itself). Several transactions write at once — of
+//! `postgres` crate drives each connection itself) — except the queue's writes (token issue,
+//! status, leave), which all take the queue row first: one queue writer per node commits
+//! them in batches (`queue_loop`). Several transactions write at once — of
 //! this process and of every other node — so a rule that checks and then writes names the row
 //! that makes it safe: the contended row's `version` (optimistic), its `FOR UPDATE` lock
 //! (pessimistic, taken by the strategy before the rule reads), the queue's settings row for
@@ -39,6 +41,8 @@ use crate::error::{Error, Result};
 pub(crate) struct PgStore {
     pool: r2d2::Pool<Manager>,
     jobs: Option<Sender<Queued>>,
+    /// The queue's writes (unguarded jobs), for the queue writer.
+    queue_jobs: Option<Sender<Queued>>,
     writers: Vec<JoinHandle<()>>,
     /// The database as people name it (no password), for messages.
     shown: String,
@@ -156,7 +160,17 @@ impl PgStore {
         let pool = pool(manager, size, config);
         let waiting = Arc::new(AtomicI64::new(0));
         let (tx, rx) = crossbeam_channel::unbounded::<Queued>();
+        let (queue_tx, queue_rx) = crossbeam_channel::unbounded::<Queued>();
         let mut writers = Vec::new();
+        {
+            let (pool, hooks, waiting, timeout) = (pool.clone(), hooks.clone(), waiting.clone(), config.db_timeout);
+            writers.push(
+                std::thread::Builder::new()
+                    .name("ticketing-pg-queue".into())
+                    .spawn(move || queue_loop(&pool, &queue_rx, &hooks, &waiting, timeout))
+                    .map_err(|e| Error::Internal(format!("cannot start the queue writer: {e}")))?,
+            );
+        }
         for n in 0..size {
             let (pool, rx, hooks, waiting, timeout) = (
                 pool.clone(),
@@ -175,6 +189,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             jobs: Some(tx),
+            queue_jobs: Some(queue_tx),
             writers,
             shown: config.db.to_string(),
             waiting,
@@ -199,6 +214,7 @@ impl PgStore {
             Ok(PgStore {
                 pool: pool(manager, config.db_pool.max(2), config),
                 jobs: None,
+                queue_jobs: None,
                 writers: Vec::new(),
                 shown: config.db.to_string(),
                 waiting: Arc::default(),
@@ -217,7 +233,10 @@ impl PgStore {
             pool_open: state.connections,
             pool_idle: state.idle_connections,
             pool_waiting: u64::try_from(self.waiting.load(Ordering::Relaxed)).unwrap_or(0),
-            writes_queued: self.jobs.as_ref().map_or(0, |j| j.len() as u64),
+            writes_queued: [&self.jobs, &self.queue_jobs]
+                .iter()
+                .map(|q| q.as_ref().map_or(0, |j| j.len() as u64))
+                .sum(),
             round_trip: (micros > 0).then(|| Duration::from_micros(micros)),
             notifications: self.seen.notifications.load(Ordering::Relaxed),
             reconnects: self.seen.reconnects.load(Ordering::Relaxed),
@@ -244,10 +263,11 @@ impl PgStore {
         Ok(value)
     }
 
-    /// Queues a write for the next free writer.
+    /// Queues a write for the next free writer; the queue's (unguarded) writes for the queue
+    /// writer.
     pub fn submit_job(&self, job: Box<dyn WriteJob>) -> Result<()> {
-        self.jobs
-            .as_ref()
+        let to = if job.guarded() { &self.jobs } else { &self.queue_jobs };
+        to.as_ref()
             .ok_or_else(|| Error::Setup(format!("{} was opened read-only", self.shown)))?
             .send(Queued {
                 at: Instant::now(),
@@ -260,6 +280,7 @@ impl PgStore {
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.jobs.take();
+        self.queue_jobs.take();
         for writer in self.writers.drain(..) {
             let _ = writer.join();
         }
@@ -305,6 +326,86 @@ fn write_loop(
         }
         job.finish(commit);
     }
+}
+
+/// Most queue writes one transaction takes.
+const MAX_QUEUE_BATCH: usize = 256;
+
+/// The queue writer: takes every queue write waiting (up to [`MAX_QUEUE_BATCH`]) and runs them
+/// in one transaction, as SQLite's writer does with every write. Each of them takes the queue
+/// row first (`queue::lock`), so one at a time per database is all PostgreSQL could run anyway:
+/// a batch takes the row once and commits once for all of them, instead of each node's writers
+/// queueing on the row lock one commit at a time (a token rush was ~750 issues/s that way,
+/// and several nodes made it worse: 16 waiting connections each). Batches of two nodes never
+/// deadlock: every queue write locks the queue row before any token row.
+fn queue_loop(
+    pool: &r2d2::Pool<Manager>,
+    jobs: &Receiver<Queued>,
+    hooks: &Hooks,
+    waiting: &AtomicI64,
+    timeout: Duration,
+) {
+    loop {
+        let first = match jobs.recv_timeout(Duration::from_secs(1)) {
+            Ok(queued) => queued,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let oldest = first.at;
+        let mut batch = vec![first.job];
+        while batch.len() < MAX_QUEUE_BATCH {
+            match jobs.try_recv() {
+                Ok(queued) => batch.push(queued.job),
+                Err(_) => break,
+            }
+        }
+        let waited = oldest.elapsed();
+        let commit = if waited > timeout {
+            Err(Error::DbUnavailable(format!(
+                "the queue writer did not get to this write within {} ms",
+                waited.as_millis()
+            )))
+        } else {
+            checkout(pool, waiting, timeout - waited).and_then(|conn| {
+                let commit = run_queue_batch(&conn, &mut batch, hooks);
+                if super::take_admitted() && commit.is_ok() {
+                    (hooks.after_commit)(&Conn::Postgres(&conn));
+                }
+                commit
+            })
+        };
+        for job in batch {
+            job.finish(commit.clone());
+        }
+    }
+}
+
+/// One batch of queue writes in one transaction. A write that fails before changing anything
+/// (its checks) fails alone; one that fails on a database error aborts the transaction, and the
+/// whole batch fails with its error, as when a commit fails.
+fn run_queue_batch(conn: &PgConn, batch: &mut [Box<dyn WriteJob>], hooks: &Hooks) -> Result<()> {
+    conn.batch("BEGIN")?;
+    let c = Conn::Postgres(conn);
+    for job in batch.iter_mut() {
+        if job.run(&c) {
+            continue;
+        }
+        // Still usable? A savepoint is refused once a statement has failed (25P02).
+        if conn.batch("SAVEPOINT probe; RELEASE probe").is_err() {
+            let _ = conn.batch("ROLLBACK");
+            super::take_admit_due();
+            super::take_admitted();
+            return Err(job
+                .error()
+                .unwrap_or_else(|| Error::Internal("a queue write failed; its batch was rolled back".into())));
+        }
+    }
+    let end = (hooks.before_commit)(&c).and_then(|()| conn.batch("COMMIT"));
+    if end.is_err() {
+        let _ = conn.batch("ROLLBACK");
+        super::take_admitted();
+    }
+    end
 }
 
 /// One write's transaction: `Ok` when it committed, or when the job failed and was rolled back
