@@ -140,15 +140,16 @@ pub(crate) fn live_token_of(c: &Conn<'_>, user_id: i64, now: Timestamp) -> Resul
 }
 
 /// Live ACTIVE tokens now: the ACTIVE rows (a trigger-kept counter) less those whose time ran
-/// out before a sweep expired them (an index range over just those).
+/// out before a sweep expired them (an index range over just those). One statement: it runs on
+/// every admission and every waiter's status poll.
 pub(crate) fn active_count(c: &Conn<'_>, now: Timestamp) -> Result<u32> {
-    let rows: i64 = c
-        .prepare_cached("SELECT active_rows FROM queue_settings WHERE id = 1")?
-        .query_row(params![], |r| r.get(0))?;
-    let lapsed: i64 = c
-        .prepare_cached("SELECT count(*) FROM tokens WHERE status = 'ACTIVE' AND expires_at <= ?1")?
+    let live: i64 = c
+        .prepare_cached(
+            "SELECT (SELECT active_rows FROM queue_settings WHERE id = 1)
+                  - (SELECT count(*) FROM tokens WHERE status = 'ACTIVE' AND expires_at <= ?1)",
+        )?
         .query_row(params![now.0], |r| r.get(0))?;
-    Ok(u32::try_from(rows - lapsed).unwrap_or(0))
+    Ok(u32::try_from(live).unwrap_or(0))
 }
 
 /// Live WAITING tokens now.
@@ -161,19 +162,28 @@ pub(crate) fn waiting_count(c: &Conn<'_>, now: Timestamp) -> Result<u64> {
 
 /// 1-based place of a WAITING token among live WAITING tokens; 0 for any other status.
 pub(crate) fn position(c: &Conn<'_>, row: &TokenRow, now: Timestamp) -> Result<u64> {
+    Ok(place(c, row, now)?.map_or(0, |(position, _)| position))
+}
+
+/// A WAITING token's place and the queue settings it was counted against (one statement: a
+/// waiter's status poll is the queue's most frequent read); `None` for any other status.
+pub(crate) fn place(c: &Conn<'_>, row: &TokenRow, now: Timestamp) -> Result<Option<(u64, QueueSettings)>> {
     if row.status != TokenStatus::Waiting {
-        return Ok(0);
+        return Ok(None);
     }
-    let through = settings(c)?.admitted_through;
-    let dead: i64 = c
-        .prepare_cached("SELECT count(*) FROM tokens WHERE status = 'EXPIRED' AND id > ?1 AND id < ?2")?
-        .query_row(params![through, row.id], |r| r.get(0))?;
-    let lapsed: i64 = c
+    let (s, dead, lapsed): (QueueSettings, i64, i64) = c
         .prepare_cached(
-            "SELECT count(*) FROM tokens WHERE status = 'WAITING' AND expires_at <= ?3 AND id > ?1 AND id < ?2",
+            "SELECT s.max_active, s.paused, s.admitted_through,
+                    (SELECT count(*) FROM tokens WHERE status = 'EXPIRED' AND id > s.admitted_through AND id < ?1),
+                    (SELECT count(*) FROM tokens WHERE status = 'WAITING' AND expires_at <= ?2
+                                                   AND id > s.admitted_through AND id < ?1)
+             FROM queue_settings s WHERE s.id = 1",
         )?
-        .query_row(params![through, row.id, now.0], |r| r.get(0))?;
-    Ok(u64::try_from(row.id - through - dead - lapsed).unwrap_or(1).max(1))
+        .query_row(params![row.id, now.0], |r| Ok((settings_row(r)?, r.get(3)?, r.get(4)?)))?;
+    let position = u64::try_from(row.id - s.admitted_through - dead - lapsed)
+        .unwrap_or(1)
+        .max(1);
+    Ok(Some((position, s)))
 }
 
 /// Admits WAITING tokens in issue order while fewer than `max_active` are ACTIVE (unless
@@ -250,24 +260,24 @@ impl AdmissionRate {
     }
 }
 
-/// A rough wait for the `position`-th waiter: by the last minute's admission rate, or, with no
-/// admissions seen yet, as if each slot frees when its token times out.
+/// A rough wait for the `position`-th waiter (counted against settings `s`): by the last
+/// minute's admission rate, or, with no admissions seen yet, as if each slot frees when its
+/// token times out.
 pub(crate) fn estimated_wait_seconds(
-    c: &Conn<'_>,
     position: u64,
+    s: &QueueSettings,
     now: Timestamp,
     token_ttl: Duration,
     rate: &AdmissionRate,
-) -> Result<u64> {
+) -> u64 {
     if position == 0 {
-        return Ok(0);
+        return 0;
     }
-    let s = settings(c)?;
     if let Some(per_minute) = rate.per_minute(now, s.admitted_through).filter(|r| *r > 0.0) {
-        return Ok((position as f64 * 60.0 / per_minute).ceil() as u64);
+        return (position as f64 * 60.0 / per_minute).ceil() as u64;
     }
     let slots = u64::from(s.max_active.max(1));
-    Ok(position.div_ceil(slots) * token_ttl.as_secs())
+    position.div_ceil(slots) * token_ttl.as_secs()
 }
 
 /// This process's view of `admitted_through`, and the tasks waiting for it to pass their token:
@@ -407,6 +417,10 @@ impl WriteJob for RefreshJob {
     fn guarded(&self) -> bool {
         // One prepared UPDATE per token, nothing checked after the first.
         false
+    }
+
+    fn error(&self) -> Option<Error> {
+        self.failed.clone()
     }
 
     fn finish(self: Box<Self>, commit: Result<()>) {

@@ -206,14 +206,20 @@ pub(crate) fn token_view(
     token_ttl: Duration,
     rate: &AdmissionRate,
 ) -> Result<TokenView> {
-    let position = queue::position(c, row, now)?;
+    let (position, estimate) = match queue::place(c, row, now)? {
+        Some((position, s)) => (
+            position,
+            queue::estimated_wait_seconds(position, &s, now, token_ttl, rate),
+        ),
+        None => (0, 0),
+    };
     Ok(TokenView {
         token: row.token.clone(),
         user_id: row.user_id,
         status: row.status,
         queue_position: position,
         expires_at: row.expires_at,
-        estimated_wait_seconds: queue::estimated_wait_seconds(c, position, now, token_ttl, rate)?,
+        estimated_wait_seconds: estimate,
         id: row.id,
     })
 }
