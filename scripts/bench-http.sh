@@ -22,6 +22,8 @@ CONNECTIONS=${CONNECTIONS:-256}
 THREADS=${THREADS:-2}
 STRATEGIES=${STRATEGIES:-"pessimistic optimistic${TICKETING_REDIS_URL:+ redis}"}
 NODES=${NODES:-1}
+# The database connections of the whole service, shared out over its nodes (--db-pool each).
+POOL_TOTAL=${POOL_TOTAL:-16}
 STEPS=${STEPS:-"available-seats token reserve charge pay"}
 if [ "$NODES" -gt 1 ] && [ -z "${BENCH_PG_URL:-}" ]; then
   echo "NODES=$NODES needs BENCH_PG_URL: several nodes share one PostgreSQL database" >&2
@@ -105,6 +107,7 @@ for strategy in $STRATEGIES; do
   addrs=()
   for n in $(seq 1 "$NODES"); do
     "$BIN" serve --db "$DB" --strategy "$strategy" --addr 127.0.0.1:0 --node-id "node-$n" \
+      --db-pool $((POOL_TOTAL / NODES > 2 ? POOL_TOTAL / NODES : 2)) \
       --max-active 1000000 --max-holds 1 --token-ttl 1h --hold-ttl 1h --rate-limit off \
       ${TICKETING_REDIS_URL:+--redis-url "$TICKETING_REDIS_URL"} >"$OUT/stdout-$n" 2>"$OUT/server-$n.log" &
     servers+=($!)
