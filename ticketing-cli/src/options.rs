@@ -88,7 +88,7 @@ pub struct GlobalArgs {
 /// A value of `--strategy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StrategyChoice {
-    /// Take SQLite's write lock first; never conflicts, waits instead.
+    /// Lock first (SQLite's write lock; on PostgreSQL the contended rows); never conflicts, waits instead.
     Pessimistic,
     /// Versioned rows: a lost race fails fast or retries once.
     Optimistic,

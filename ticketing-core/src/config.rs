@@ -12,8 +12,8 @@ use crate::error::Error;
 /// How contended writes (seat hold, charge, use, pay) are protected. Chosen once at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum StrategyKind {
-    /// Take SQLite's write lock first (`BEGIN IMMEDIATE`), then read-decide-write. Never
-    /// conflicts; waits instead.
+    /// Lock first, then read-decide-write: SQLite's write lock (`BEGIN IMMEDIATE`), or on
+    /// PostgreSQL the contended rows (`SELECT … FOR UPDATE`). Never conflicts; waits instead.
     Pessimistic,
     /// Read with a `version`, write `WHERE version = ?`. Seat and payment races fail fast;
     /// charge and use retry once after a jittered backoff, reading inside the writer's
