@@ -296,36 +296,9 @@ fn write_loop(
     waiting: &AtomicI64,
     timeout: Duration,
 ) {
-    loop {
-        let Queued { at, mut job } = match jobs.recv_timeout(Duration::from_secs(1)) {
-            Ok(queued) => queued,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
-        let waited = at.elapsed();
-        if waited > timeout {
-            // Every writer was busy that long: the database is not keeping up or not answering.
-            job.finish(Err(Error::DbUnavailable(format!(
-                "no database connection became free within {} ms",
-                waited.as_millis()
-            ))));
-            continue;
-        }
-        let conn = match checkout(pool, waiting, timeout - waited) {
-            Ok(conn) => conn,
-            Err(e) => {
-                job.finish(Err(e));
-                continue;
-            }
-        };
-        let commit = run_one(&conn, job.as_mut(), hooks);
-        // A commit that admitted someone wakes this node's waiters before it is answered (the
-        // other nodes hear of it by the notification).
-        if super::take_admitted() && commit.is_ok() {
-            (hooks.after_commit)(&Conn::Postgres(&conn));
-        }
-        job.finish(commit);
-    }
+    serve_writes(pool, jobs, hooks, waiting, timeout, 1, |conn, batch, hooks| {
+        run_one(conn, batch[0].as_mut(), hooks)
+    });
 }
 
 /// Most queue writes one transaction takes.
@@ -345,6 +318,22 @@ fn queue_loop(
     waiting: &AtomicI64,
     timeout: Duration,
 ) {
+    serve_writes(pool, jobs, hooks, waiting, timeout, MAX_QUEUE_BATCH, run_queue_batch);
+}
+
+/// The loop of a writer thread: takes the next write and up to `max_batch - 1` more already
+/// waiting, runs them with `run` on one pooled connection, and answers each with the outcome.
+/// A write that waited longer than `timeout` for a writer or a connection fails with
+/// `DB_UNAVAILABLE` instead: the database is not keeping up or not answering.
+fn serve_writes(
+    pool: &r2d2::Pool<Manager>,
+    jobs: &Receiver<Queued>,
+    hooks: &Hooks,
+    waiting: &AtomicI64,
+    timeout: Duration,
+    max_batch: usize,
+    run: impl Fn(&PgConn, &mut [Box<dyn WriteJob>], &Hooks) -> Result<()>,
+) {
     loop {
         let first = match jobs.recv_timeout(Duration::from_secs(1)) {
             Ok(queued) => queued,
@@ -353,7 +342,7 @@ fn queue_loop(
         };
         let oldest = first.at;
         let mut batch = vec![first.job];
-        while batch.len() < MAX_QUEUE_BATCH {
+        while batch.len() < max_batch {
             match jobs.try_recv() {
                 Ok(queued) => batch.push(queued.job),
                 Err(_) => break,
@@ -362,12 +351,14 @@ fn queue_loop(
         let waited = oldest.elapsed();
         let commit = if waited > timeout {
             Err(Error::DbUnavailable(format!(
-                "the queue writer did not get to this write within {} ms",
+                "no database connection became free within {} ms",
                 waited.as_millis()
             )))
         } else {
             checkout(pool, waiting, timeout - waited).and_then(|conn| {
-                let commit = run_queue_batch(&conn, &mut batch, hooks);
+                let commit = run(&conn, &mut batch, hooks);
+                // A commit that admitted someone wakes this node's waiters before it is
+                // answered (the other nodes hear of it by the notification).
                 if super::take_admitted() && commit.is_ok() {
                     (hooks.after_commit)(&Conn::Postgres(&conn));
                 }
