@@ -221,19 +221,23 @@ async fn purchase_story(strategy: &'static str) {
         m.text
     );
 
-    // One log line per request, with request id, method, path, status, latency.
-    let log = s.log();
+    // One log line per request, with request id, method, path, status, latency (written by the
+    // log's own thread a few milliseconds later: wait for them).
+    let log = s
+        .log_when(|log| {
+            log.lines()
+                .any(|l| l.contains("status=401") && l.contains("code=\"TOKEN_EXPIRED\""))
+                && log
+                    .lines()
+                    .any(|l| l.contains("path=\"/api/pay\"") && l.contains("status=200"))
+        })
+        .await;
     assert!(
         log.lines().any(|l| l.contains("request_id=")
             && l.contains("method=POST")
             && l.contains("path=\"/api/pay\"")
             && l.contains("status=200")
             && l.contains("latency_ms=")),
-        "{log}"
-    );
-    assert!(
-        log.lines()
-            .any(|l| l.contains("status=401") && l.contains("code=\"TOKEN_EXPIRED\"")),
         "{log}"
     );
     assert!(!log.contains(&t2), "tokens must not be logged");

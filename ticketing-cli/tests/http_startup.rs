@@ -74,6 +74,8 @@ async fn sigterm_stops_cleanly_and_keeps_the_data() {
     assert!(status.success(), "exit: {status:?}\n{log}");
     assert!(log.contains("shutting down"), "{log}");
     assert!(log.contains("stopped"), "{log}");
+    // The last request's line is written before the process ends (the log's thread is waited for).
+    assert!(log.contains("path=\"/api/balance/charge\" status=200"), "{log}");
     // The database opens again with its data and still one demo concert.
     let db = dir.path().join("ticketing.db");
     let again = Server::start_on(dir, db, "optimistic", &[]);

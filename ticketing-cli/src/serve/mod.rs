@@ -126,11 +126,21 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let limits = (args.rate_limit == Switch::On)
         .then(|| Arc::new(limits::RateLimits::new(args.rate_limit_ip, args.rate_limit_user)));
-    let outcome = runtime.block_on(serve(ticketing.clone(), listener, read_threads, limits, args.node_id));
+    let (log, log_writer) = request_log::RequestLog::start().context("cannot start the request log")?;
+    let outcome = runtime.block_on(serve(
+        ticketing.clone(),
+        listener,
+        read_threads,
+        limits,
+        log,
+        args.node_id,
+    ));
     // Let blocking calls still running finish, then close the database (the writer thread
-    // commits what it has and checkpoints the WAL when the last handle goes).
+    // commits what it has and checkpoints the WAL when the last handle goes), and write the
+    // request lines still queued.
     runtime.shutdown_timeout(DRAIN_FOR);
     drop(ticketing);
+    log_writer.finish();
     outcome?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
@@ -167,6 +177,7 @@ async fn serve(
     listener: TcpListener,
     read_threads: usize,
     limits: Option<Arc<limits::RateLimits>>,
+    log: request_log::RequestLog,
     node_id: Option<String>,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr().context("cannot read the bound address")?;
@@ -178,7 +189,7 @@ async fn serve(
     let state = AppState {
         ticketing: ticketing.clone(),
         metrics: Arc::new(metrics::Metrics::new(node)),
-        log: request_log::RequestLog::start().context("cannot start the request log")?,
+        log,
         reads: ReadPool::start(read_threads)?,
         dates: Arc::default(),
         seats: Arc::default(),

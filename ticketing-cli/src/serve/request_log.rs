@@ -49,15 +49,16 @@ pub struct RequestLog {
 }
 
 impl RequestLog {
-    /// Starts the writer thread.
-    pub fn start() -> std::io::Result<RequestLog> {
+    /// Starts the writer thread. It stops once every `RequestLog` clone is gone, after
+    /// writing what they queued: [`LogWriter::finish`] waits for that.
+    pub fn start() -> std::io::Result<(RequestLog, LogWriter)> {
         let (lines, rx) = mpsc::sync_channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let seen = dropped.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("ticketing-log".into())
             .spawn(move || write_loop(&rx, &seen))?;
-        Ok(RequestLog { lines, dropped })
+        Ok((RequestLog { lines, dropped }, LogWriter(thread)))
     }
 
     /// Whether a line of this status would be written (`RUST_LOG`): 5xx at ERROR, other
@@ -76,6 +77,23 @@ impl RequestLog {
     pub fn send(&self, line: Line) {
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.lines.try_send(line) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The writer thread, to wait for at shutdown.
+pub struct LogWriter(std::thread::JoinHandle<()>);
+
+impl LogWriter {
+    /// Waits (a second at most) for the thread to write the last lines and stop: it stops once
+    /// every sender is gone, so at shutdown nothing a request queued is lost.
+    pub fn finish(self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        while !self.0.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if self.0.is_finished() {
+            let _ = self.0.join();
         }
     }
 }

@@ -258,6 +258,19 @@ impl Server {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
+    /// The server's log once `ready` holds for it, or after 5 s (request lines are written by
+    /// the log's own thread, every 20 ms).
+    pub async fn log_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let log = self.log();
+            if ready(&log) || started.elapsed() > Duration::from_secs(5) {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Sends `method path` with an optional `Authorization` value and JSON body.
     pub async fn send(&self, method: &str, path: &str, auth: Option<&str>, body: Option<&Value>) -> Answer {
         self.send_raw(method, path, auth, body.map(|b| b.to_string()), &[])
