@@ -106,8 +106,12 @@ for strategy in $STRATEGIES; do
   servers=()
   addrs=()
   for n in $(seq 1 "$NODES"); do
-    "$BIN" serve --db "$DB" --strategy "$strategy" --addr 127.0.0.1:0 --node-id "node-$n" \
-      --db-pool $((POOL_TOTAL / NODES > 2 ? POOL_TOTAL / NODES : 2)) \
+    # PostgreSQL only: a node's name and its share of the connections (and an older build,
+    # TICKETING_BIN, without these flags still runs on SQLite).
+    pg_flags=()
+    [ -n "${BENCH_PG_URL:-}" ] &&
+      pg_flags=(--node-id "node-$n" --db-pool $((POOL_TOTAL / NODES > 2 ? POOL_TOTAL / NODES : 2)))
+    "$BIN" serve --db "$DB" --strategy "$strategy" --addr 127.0.0.1:0 "${pg_flags[@]}" \
       --max-active 1000000 --max-holds 1 --token-ttl 1h --hold-ttl 1h --rate-limit off \
       ${TICKETING_REDIS_URL:+--redis-url "$TICKETING_REDIS_URL"} >"$OUT/stdout-$n" 2>"$OUT/server-$n.log" &
     servers+=($!)
