@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::clock::Timestamp;
 use crate::domain::{check_user_id, TokenStatus, TokenView};
 use crate::error::{Error, Result, TokenProblem};
-use crate::queue::{self, Admission, AdmissionRate, TokenRow};
+use crate::queue::{self, Admission, AdmissionRate, QueueSettings, TokenRow};
 use crate::store::{self, params, Answer, Conn};
 use crate::ticketing::Ticketing;
 
@@ -80,11 +80,11 @@ impl Ticketing {
         let (view, refresh, admit) = self.store().read(|c| {
             let now = clock.now();
             let row = queue::find_token(c, token, now)?;
-            let view = token_view(c, &row, now, ttl, &rate)?;
+            let (view, counted_against) = token_view_and_settings(c, &row, now, ttl, &rate)?;
             let (mut refresh, mut admit) = (false, false);
-            if row.status == TokenStatus::Waiting {
+            // A WAITING token's place was counted against the queue settings: decide with those.
+            if let Some(s) = counted_against {
                 let last_seen = Timestamp(row.expires_at.0 - i64::try_from(waiting_ttl.as_millis()).unwrap_or(0));
-                let s = queue::settings(c)?;
                 // Only a waiter within max-active of the front can have a free slot waiting.
                 let free = if s.paused || view.queue_position > u64::from(s.max_active) {
                     0
@@ -206,14 +206,27 @@ pub(crate) fn token_view(
     token_ttl: Duration,
     rate: &AdmissionRate,
 ) -> Result<TokenView> {
-    let (position, estimate) = match queue::place(c, row, now)? {
+    Ok(token_view_and_settings(c, row, now, token_ttl, rate)?.0)
+}
+
+/// [`token_view`], with the queue settings a WAITING token's place was counted against (`None`
+/// for any other status), so a status poll decides on them without reading them again.
+fn token_view_and_settings(
+    c: &Conn<'_>,
+    row: &TokenRow,
+    now: Timestamp,
+    token_ttl: Duration,
+    rate: &AdmissionRate,
+) -> Result<(TokenView, Option<QueueSettings>)> {
+    let place = queue::place(c, row, now)?;
+    let (position, estimate) = match &place {
         Some((position, s)) => (
-            position,
-            queue::estimated_wait_seconds(position, &s, now, token_ttl, rate),
+            *position,
+            queue::estimated_wait_seconds(*position, s, now, token_ttl, rate),
         ),
         None => (0, 0),
     };
-    Ok(TokenView {
+    let view = TokenView {
         token: row.token.clone(),
         user_id: row.user_id,
         status: row.status,
@@ -221,5 +234,6 @@ pub(crate) fn token_view(
         expires_at: row.expires_at,
         estimated_wait_seconds: estimate,
         id: row.id,
-    })
+    };
+    Ok((view, place.map(|(_, s)| s)))
 }
