@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::Fixture;
+use std::sync::{Arc, Barrier};
+
+use common::{backend, Backend, Fixture};
 use ticketing_core::{invariants, Money, PayCmd, ReserveCmd, StrategyKind, FAULT_POINTS};
 
 fn faults_leave_no_partial_state(kind: StrategyKind) {
@@ -73,4 +75,44 @@ fn faults_leave_no_partial_state(kind: StrategyKind) {
     }
 }
 
-every_strategy!(faults_leave_no_partial_state);
+/// 100 charges of one wallet at once, the sixth to write failing between its balance and its
+/// ledger entry: that one write is undone, the 99 others stand, to the cent. On PostgreSQL the
+/// charges queued on one wallet share a transaction and a commit (group commit, each in a
+/// savepoint), so the fault strikes inside a batch; the test also checks that batches formed.
+fn a_fault_inside_a_batch_undoes_only_that_write(kind: StrategyKind) {
+    let scenario = fail::FailScenario::setup();
+    let fx = Fixture::new(kind);
+    fx.t.charge(1, Money::from_units(1)).unwrap();
+    fail::cfg("wallet:after-balance", "5*off->1*return").unwrap();
+    let barrier = Arc::new(Barrier::new(100));
+    let results: Vec<_> = (0..100)
+        .map(|_| {
+            let (t, barrier) = (fx.t.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                t.charge(1, Money::from_cents(101))
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    fail::remove("wallet:after-balance");
+    let failed: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(failed.len(), 1, "exactly the faulted charge fails: {failed:?}");
+    assert_eq!(failed[0].code(), "INTERNAL");
+    assert_eq!(fx.t.balance(1).unwrap(), Money::from_cents(100 + 99 * 101));
+    assert_eq!(fx.sql_i64("SELECT count(*) FROM ledger WHERE user_id = 1"), 100);
+    let violations = invariants::check(&fx.t).unwrap();
+    assert!(violations.is_empty(), "{violations:#?}");
+    if backend() == Backend::Postgres && kind != StrategyKind::Redis {
+        let grouped = fx.t.node_stats().db.unwrap().writes_grouped;
+        assert!(grouped > 0, "charges of one wallet shared commits");
+    }
+    scenario.teardown();
+}
+
+every_strategy!(
+    faults_leave_no_partial_state,
+    a_fault_inside_a_batch_undoes_only_that_write
+);

@@ -290,6 +290,12 @@ fn render_node(out: &mut String, s: &NodeStats, node: &str) {
             );
         }
         gauge(
+            "ticketing_db_writes_grouped_total",
+            "counter",
+            "Writes that shared a commit with an earlier write on the same rows (group commit).",
+            db.writes_grouped.to_string(),
+        );
+        gauge(
             "ticketing_db_notifications_total",
             "counter",
             "Admission notifications received from the database (LISTEN/NOTIFY).",

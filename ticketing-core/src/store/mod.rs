@@ -5,10 +5,10 @@
 //!   pooled connection in a `REPEATABLE READ, READ ONLY` transaction);
 //! - [`Store::submit`]: a write, answered after its commit. On SQLite every write of the
 //!   process goes through one writer thread that commits them in batches (group commit, see
-//!   `sqlite`); on PostgreSQL each write is its own `READ COMMITTED` transaction on a pooled
+//!   `sqlite`); on PostgreSQL each write is a `READ COMMITTED` transaction on a pooled
 //!   connection, run by one of as many writer threads as the pool has connections, and the
 //!   contended rows are locked or version-checked by the statements themselves (see
-//!   `postgres`).
+//!   `postgres`) — writes queued on the same contended rows share one transaction and commit.
 //!
 //! A request never holds two connections at once: a read returns its connection before a
 //! write is queued, and a write runs whole on the one connection of its writer.
@@ -52,13 +52,25 @@ pub(crate) trait WriteJob: Send {
     fn error(&self) -> Option<Error> {
         None
     }
+    /// The contended rows the write takes first, when a strategy names them: on PostgreSQL
+    /// writes with the same key queued together run in one transaction (see
+    /// `postgres::write_queue`). SQLite's one writer batches every write anyway.
+    fn batch_key(&self) -> Option<BatchKey> {
+        None
+    }
 }
+
+/// Names the contended rows a write locks or version-checks first (a hash of the strategy's
+/// resource list): writes with equal keys contend for the same rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct BatchKey(pub u64);
 
 struct Pending<T, F> {
     body: Option<F>,
     result: Option<Result<T>>,
     reply: Option<oneshot::Sender<Result<T>>>,
     guarded: bool,
+    key: Option<BatchKey>,
 }
 
 impl<T: Send, F: FnOnce(&Conn<'_>) -> Result<T> + Send> WriteJob for Pending<T, F> {
@@ -86,6 +98,10 @@ impl<T: Send, F: FnOnce(&Conn<'_>) -> Result<T> + Send> WriteJob for Pending<T, 
 
     fn guarded(&self) -> bool {
         self.guarded
+    }
+
+    fn batch_key(&self) -> Option<BatchKey> {
+        self.key
     }
 
     fn error(&self) -> Option<Error> {
@@ -170,7 +186,18 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Conn<'_>) -> Result<T> + Send + 'static,
     {
-        self.submit_with(f, true)
+        self.submit_with(f, true, None)
+    }
+
+    /// [`Store::submit`] for a write on the contended rows `key` names: on PostgreSQL it may
+    /// share its transaction and commit with other writes of the same key (see
+    /// `postgres::write_queue`), each in its own savepoint.
+    pub fn submit_keyed<T, F>(&self, key: BatchKey, f: F) -> Result<Answer<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Conn<'_>) -> Result<T> + Send + 'static,
+    {
+        self.submit_with(f, true, Some(key))
     }
 
     /// [`Store::submit`] for a write that checks everything before its first change and can
@@ -183,10 +210,10 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Conn<'_>) -> Result<T> + Send + 'static,
     {
-        self.submit_with(f, false)
+        self.submit_with(f, false, None)
     }
 
-    fn submit_with<T, F>(&self, f: F, guarded: bool) -> Result<Answer<T>>
+    fn submit_with<T, F>(&self, f: F, guarded: bool, key: Option<BatchKey>) -> Result<Answer<T>>
     where
         T: Send + 'static,
         F: FnOnce(&Conn<'_>) -> Result<T> + Send + 'static,
@@ -197,6 +224,7 @@ impl Store {
             result: None,
             reply: Some(reply),
             guarded,
+            key,
         }))?;
         Ok(Answer::waiting(answer))
     }
@@ -240,6 +268,9 @@ pub struct DbStats {
     pub writes_queued: u64,
     /// The last round trip to the database (the clock reading, once a second).
     pub round_trip: Option<std::time::Duration>,
+    /// Writes committed in the transaction of an earlier write on the same contended rows,
+    /// instead of a commit of their own (see `postgres::write_queue`).
+    pub writes_grouped: u64,
     /// Admission notifications received (`LISTEN`).
     pub notifications: u64,
     /// Times the listening connection was made again after losing the database.

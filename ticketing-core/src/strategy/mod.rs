@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, StrategyKind};
 use crate::error::{Error, Result};
-use crate::store::{params, Answer, Conn, Store};
+use crate::store::{params, Answer, BatchKey, Conn, Store};
 
 /// A contended resource: the unit a strategy locks or versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -229,7 +229,7 @@ impl Strategy {
         match self.kind {
             StrategyKind::Pessimistic => {
                 let resources = resources.to_vec();
-                store.submit(move |c| {
+                store.submit_keyed(batch_key(&resources), move |c| {
                     lock_rows(c, &resources)?;
                     let plan = decide(c)?;
                     stats.count(apply(c, plan, &Fences::default()))
@@ -239,7 +239,7 @@ impl Strategy {
                 let plan = store.read(|c| decide(c))?;
                 let resources = resources.to_vec();
                 let bound = self.bound;
-                store.submit(move |c| {
+                store.submit_keyed(batch_key(&resources), move |c| {
                     if !resources.iter().any(|(_, how)| *how == OnLostRace::Wait) {
                         return stats.count(apply(c, plan, &Fences::default()));
                     }
@@ -357,6 +357,18 @@ impl Drop for Held {
             self.locks.release(lease);
         }
     }
+}
+
+/// The key of a write on `resources`: writes on the same rows share a transaction and a
+/// commit on PostgreSQL (see `store::postgres::write_queue`). Under redis the lock lets one
+/// write per resource through at a time, so there is nothing to group.
+fn batch_key(resources: &[(Resource, OnLostRace)]) -> BatchKey {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for (res, _) in resources {
+        res.hash(&mut hasher);
+    }
+    BatchKey(hasher.finish())
 }
 
 /// True when a lost race on `resource` (by its name, e.g. `wallet:7`) is waited out.

@@ -1,11 +1,12 @@
 //! PostgreSQL: a connection pool, writer threads, migrations.
 //!
-//! Every write is its own `READ COMMITTED` transaction, run whole on one pooled connection by
-//! one of the writer threads (as many as the pool has connections, so a write never waits for
-//! a thread while a connection is free, and no async runtime is needed in the core: the
-//! `postgres` crate drives each connection itself) — except the queue's writes (token issue,
-//! status, leave), which all take the queue row first: one queue writer per node commits
-//! them in batches (`queue_loop`). Several transactions write at once — of
+//! Every write is a `READ COMMITTED` transaction, run whole on one pooled connection by one of
+//! the writer threads (as many as the pool has connections, so a write never waits for a
+//! thread while a connection is free, and no async runtime is needed in the core: the
+//! `postgres` crate drives each connection itself). Writes queued on the same contended rows
+//! share one transaction and commit, each in its own savepoint (`write_queue`); the queue's
+//! writes (token issue, status, leave), which all take the queue row first, are committed in
+//! batches by one queue writer per node (`queue_loop`). Several transactions write at once — of
 //! this process and of every other node — so a rule that checks and then writes names the row
 //! that makes it safe: the contended row's `version` (optimistic), its `FOR UPDATE` lock
 //! (pessimistic, taken by the strategy before the rule reads), the queue's settings row for
@@ -23,41 +24,38 @@
 pub(crate) mod listen;
 mod schema;
 pub(crate) mod scratch;
+mod write_queue;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::conn::PgConn;
 use super::{Conn, DbStats, Hooks, WriteJob};
 use crate::clock::SyncedClock;
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
+use write_queue::{Grouping, WriteQueue};
 
 /// A PostgreSQL database: its pool and the writer threads.
 pub(crate) struct PgStore {
     pool: r2d2::Pool<Manager>,
-    jobs: Option<Sender<Queued>>,
+    /// Writes for the writers (`None` when read-only).
+    jobs: Option<Arc<WriteQueue>>,
     /// The queue's writes (unguarded jobs), for the queue writer.
-    queue_jobs: Option<Sender<Queued>>,
+    queue_jobs: Option<Arc<WriteQueue>>,
     writers: Vec<JoinHandle<()>>,
     /// The database as people name it (no password), for messages.
     shown: String,
     /// Threads waiting for a pooled connection now.
     waiting: Arc<AtomicI64>,
+    /// Writes that committed with an earlier one on the same rows.
+    grouped: Arc<AtomicU64>,
     /// What the listening connection has seen (admissions, the clock's round trip).
     seen: Arc<listen::Seen>,
     /// Listens for admissions and keeps the clock (not on a read-only store).
     _listener: Option<listen::Listener>,
-}
-
-/// A write and when it was queued (it fails rather than wait longer than `db_timeout`).
-struct Queued {
-    at: Instant,
-    job: Box<dyn WriteJob>,
 }
 
 /// Opens pooled connections with this service's session settings.
@@ -159,40 +157,49 @@ impl PgStore {
         let size = config.db_pool.max(2);
         let pool = pool(manager, size, config);
         let waiting = Arc::new(AtomicI64::new(0));
-        let (tx, rx) = crossbeam_channel::unbounded::<Queued>();
-        let (queue_tx, queue_rx) = crossbeam_channel::unbounded::<Queued>();
+        let grouped = Arc::new(AtomicU64::new(0));
+        let jobs = Arc::new(WriteQueue::default());
+        let queue_jobs = Arc::new(WriteQueue::default());
         let mut writers = Vec::new();
         {
-            let (pool, hooks, waiting, timeout) = (pool.clone(), hooks.clone(), waiting.clone(), config.db_timeout);
-            writers.push(
-                std::thread::Builder::new()
-                    .name("ticketing-pg-queue".into())
-                    .spawn(move || queue_loop(&pool, &queue_rx, &hooks, &waiting, timeout))
-                    .map_err(|e| Error::Internal(format!("cannot start the queue writer: {e}")))?,
-            );
-        }
-        for n in 0..size {
-            let (pool, rx, hooks, waiting, timeout) = (
+            let (pool, queue_jobs, hooks, waiting, timeout) = (
                 pool.clone(),
-                rx.clone(),
+                queue_jobs.clone(),
                 hooks.clone(),
                 waiting.clone(),
                 config.db_timeout,
             );
             writers.push(
                 std::thread::Builder::new()
+                    .name("ticketing-pg-queue".into())
+                    .spawn(move || queue_loop(&pool, &queue_jobs, &hooks, &waiting, timeout))
+                    .map_err(|e| Error::Internal(format!("cannot start the queue writer: {e}")))?,
+            );
+        }
+        for n in 0..size {
+            let (pool, jobs, hooks, waiting, grouped, timeout) = (
+                pool.clone(),
+                jobs.clone(),
+                hooks.clone(),
+                waiting.clone(),
+                grouped.clone(),
+                config.db_timeout,
+            );
+            writers.push(
+                std::thread::Builder::new()
                     .name(format!("ticketing-pg-writer-{n}"))
-                    .spawn(move || write_loop(&pool, &rx, &hooks, &waiting, timeout))
+                    .spawn(move || write_loop(&pool, &jobs, &hooks, &waiting, &grouped, timeout))
                     .map_err(|e| Error::Internal(format!("cannot start a writer thread: {e}")))?,
             );
         }
         Ok(PgStore {
             pool,
-            jobs: Some(tx),
-            queue_jobs: Some(queue_tx),
+            jobs: Some(jobs),
+            queue_jobs: Some(queue_jobs),
             writers,
             shown: config.db.to_string(),
             waiting,
+            grouped,
             seen,
             _listener: Some(listener),
         })
@@ -218,6 +225,7 @@ impl PgStore {
                 writers: Vec::new(),
                 shown: config.db.to_string(),
                 waiting: Arc::default(),
+                grouped: Arc::default(),
                 seen,
                 _listener: None,
             })
@@ -235,9 +243,10 @@ impl PgStore {
             pool_waiting: u64::try_from(self.waiting.load(Ordering::Relaxed)).unwrap_or(0),
             writes_queued: [&self.jobs, &self.queue_jobs]
                 .iter()
-                .map(|q| q.as_ref().map_or(0, |j| j.len() as u64))
+                .map(|q| q.as_ref().map_or(0, |q| q.len() as u64))
                 .sum(),
             round_trip: (micros > 0).then(|| Duration::from_micros(micros)),
+            writes_grouped: self.grouped.load(Ordering::Relaxed),
             notifications: self.seen.notifications.load(Ordering::Relaxed),
             reconnects: self.seen.reconnects.load(Ordering::Relaxed),
         }
@@ -267,38 +276,62 @@ impl PgStore {
     /// writer.
     pub fn submit_job(&self, job: Box<dyn WriteJob>) -> Result<()> {
         let to = if job.guarded() { &self.jobs } else { &self.queue_jobs };
-        to.as_ref()
-            .ok_or_else(|| Error::Setup(format!("{} was opened read-only", self.shown)))?
-            .send(Queued {
-                at: Instant::now(),
-                job,
-            })
-            .map_err(|_| Error::Internal("the writer threads have stopped".into()))
+        let queue = to
+            .as_ref()
+            .ok_or_else(|| Error::Setup(format!("{} was opened read-only", self.shown)))?;
+        if queue.push(job) {
+            Ok(())
+        } else {
+            Err(Error::Internal("the writer threads have stopped".into()))
+        }
     }
 }
 
 impl Drop for PgStore {
     fn drop(&mut self) {
-        self.jobs.take();
-        self.queue_jobs.take();
+        for queue in [self.jobs.take(), self.queue_jobs.take()].into_iter().flatten() {
+            queue.close();
+        }
         for writer in self.writers.drain(..) {
             let _ = writer.join();
         }
     }
 }
 
-/// A writer: takes the next write, runs it in its own transaction on a pooled connection,
-/// commits, answers.
+/// Most writes on one key one transaction takes. Each runs in a savepoint, a subtransaction
+/// that keeps its id until the commit, and PostgreSQL tracks up to 64 of them per transaction
+/// before every other session's snapshots get slower.
+const MAX_KEY_BATCH: usize = 32;
+
+/// A writer: takes the next write and every other queued on the same contended rows, runs them
+/// in one transaction on a pooled connection, commits, answers.
 fn write_loop(
     pool: &r2d2::Pool<Manager>,
-    jobs: &Receiver<Queued>,
+    jobs: &WriteQueue,
     hooks: &Hooks,
     waiting: &AtomicI64,
+    grouped: &AtomicU64,
     timeout: Duration,
 ) {
-    serve_writes(pool, jobs, hooks, waiting, timeout, 1, |conn, batch, hooks| {
-        run_one(conn, batch[0].as_mut(), hooks)
-    });
+    let grouping = Grouping::SameKey { max: MAX_KEY_BATCH };
+    serve_writes(
+        pool,
+        jobs,
+        grouping,
+        hooks,
+        waiting,
+        timeout,
+        |conn, batch, hooks| match batch {
+            [one] => run_one(conn, one.as_mut(), hooks),
+            _ => {
+                let commit = run_key_batch(conn, batch, hooks);
+                if commit.is_ok() {
+                    grouped.fetch_add(batch.len() as u64 - 1, Ordering::Relaxed);
+                }
+                commit
+            }
+        },
+    );
 }
 
 /// Most queue writes one transaction takes.
@@ -311,43 +344,27 @@ const MAX_QUEUE_BATCH: usize = 256;
 /// queueing on the row lock one commit at a time (a token rush was ~750 issues/s that way,
 /// and several nodes made it worse: 16 waiting connections each). Batches of two nodes never
 /// deadlock: every queue write locks the queue row before any token row.
-fn queue_loop(
-    pool: &r2d2::Pool<Manager>,
-    jobs: &Receiver<Queued>,
-    hooks: &Hooks,
-    waiting: &AtomicI64,
-    timeout: Duration,
-) {
-    serve_writes(pool, jobs, hooks, waiting, timeout, MAX_QUEUE_BATCH, run_queue_batch);
+fn queue_loop(pool: &r2d2::Pool<Manager>, jobs: &WriteQueue, hooks: &Hooks, waiting: &AtomicI64, timeout: Duration) {
+    let grouping = Grouping::Any { max: MAX_QUEUE_BATCH };
+    serve_writes(pool, jobs, grouping, hooks, waiting, timeout, run_queue_batch);
 }
 
-/// The loop of a writer thread: takes the next write and up to `max_batch - 1` more already
-/// waiting, runs them with `run` on one pooled connection, and answers each with the outcome.
-/// A write that waited longer than `timeout` for a writer or a connection fails with
-/// `DB_UNAVAILABLE` instead: the database is not keeping up or not answering.
+/// The loop of a writer thread: takes the next batch of writes from `jobs` as `grouping` says,
+/// runs them with `run` on one pooled connection, and answers each with the outcome. A write
+/// that waited longer than `timeout` for a writer or a connection fails with `DB_UNAVAILABLE`
+/// instead: the database is not keeping up or not answering.
 fn serve_writes(
     pool: &r2d2::Pool<Manager>,
-    jobs: &Receiver<Queued>,
+    jobs: &WriteQueue,
+    grouping: Grouping,
     hooks: &Hooks,
     waiting: &AtomicI64,
     timeout: Duration,
-    max_batch: usize,
     run: impl Fn(&PgConn, &mut [Box<dyn WriteJob>], &Hooks) -> Result<()>,
 ) {
-    loop {
-        let first = match jobs.recv_timeout(Duration::from_secs(1)) {
-            Ok(queued) => queued,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
-        let oldest = first.at;
-        let mut batch = vec![first.job];
-        while batch.len() < max_batch {
-            match jobs.try_recv() {
-                Ok(queued) => batch.push(queued.job),
-                Err(_) => break,
-            }
-        }
+    while let Some(taken) = jobs.take(grouping) {
+        let oldest = taken.jobs.iter().map(|q| q.at).min().unwrap_or_else(Instant::now);
+        let mut batch: Vec<Box<dyn WriteJob>> = taken.jobs.into_iter().map(|q| q.job).collect();
         let waited = oldest.elapsed();
         let commit = if waited > timeout {
             Err(Error::DbUnavailable(format!(
@@ -365,10 +382,41 @@ fn serve_writes(
                 commit
             })
         };
+        // The key's next writes may go once this batch's fate is known (before the callers
+        // are answered: a caller's next write on the same rows finds the key free).
+        jobs.done(taken.key);
         for job in batch {
             job.finish(commit.clone());
         }
     }
+}
+
+/// Writes on the same contended rows in one transaction, each in a savepoint: one that fails
+/// is rolled back to its savepoint (its rows and its row locks released) and fails alone; the
+/// rest commit together. They run in the order they were queued, so each decides on the
+/// writes before it, as if they had committed one after another. A failure to roll back (the
+/// connection is gone) fails the batch.
+fn run_key_batch(conn: &PgConn, batch: &mut [Box<dyn WriteJob>], hooks: &Hooks) -> Result<()> {
+    conn.batch("BEGIN")?;
+    let c = Conn::Postgres(conn);
+    let ran = batch.iter_mut().try_for_each(|job| {
+        conn.batch("SAVEPOINT job")?;
+        if job.run(&c) {
+            // Kept (released at the commit): a RELEASE would be one more round trip each.
+            Ok(())
+        } else {
+            conn.batch("ROLLBACK TO job")
+        }
+    });
+    let end = ran
+        .and_then(|()| (hooks.before_commit)(&c))
+        .and_then(|()| conn.batch("COMMIT"));
+    if end.is_err() {
+        let _ = conn.batch("ROLLBACK");
+        super::take_admit_due();
+        super::take_admitted();
+    }
+    end
 }
 
 /// One batch of queue writes in one transaction. A write that fails before changing anything
