@@ -30,6 +30,8 @@ pub(crate) enum Conn<'c> {
 pub(crate) struct PgConn {
     client: RefCell<postgres::Client>,
     prepared: RefCell<HashMap<String, postgres::Statement>>,
+    /// Rows written so far on this connection (see [`Conn::changes`]).
+    changes: std::cell::Cell<u64>,
 }
 
 impl PgConn {
@@ -37,6 +39,7 @@ impl PgConn {
         PgConn {
             client: RefCell::new(client),
             prepared: RefCell::new(HashMap::new()),
+            changes: std::cell::Cell::new(0),
         }
     }
 
@@ -72,6 +75,10 @@ impl PgConn {
         self.client.borrow().is_closed()
     }
 
+    fn count_changes(&self, rows: u64) {
+        self.changes.set(self.changes.get() + rows);
+    }
+
     fn statement(&self, sql: &str) -> Result<postgres::Statement> {
         if let Some(stmt) = self.prepared.borrow().get(sql) {
             return Ok(stmt.clone());
@@ -90,7 +97,18 @@ impl<'c> Conn<'c> {
             Conn::Postgres(c) => Ok(Stmt::Postgres {
                 conn: c,
                 stmt: c.statement(sql)?,
+                // Rows a `RETURNING` write returns are rows it changed.
+                writes: !sql.trim_start().starts_with("SELECT"),
             }),
+        }
+    }
+
+    /// How many rows this connection has changed so far (inserted, updated or deleted): two
+    /// readings around some work tell whether it wrote anything.
+    pub fn changes(&self) -> u64 {
+        match *self {
+            Conn::Sqlite(c) => c.total_changes(),
+            Conn::Postgres(c) => c.changes.get(),
         }
     }
 
@@ -156,6 +174,8 @@ pub(crate) enum Stmt<'c> {
     Postgres {
         conn: &'c PgConn,
         stmt: postgres::Statement,
+        /// Not a `SELECT`: every row it returns is a row it wrote.
+        writes: bool,
     },
 }
 
@@ -164,9 +184,10 @@ impl Stmt<'_> {
     pub fn execute(&mut self, params: &[Value<'_>]) -> Result<usize> {
         match self {
             Stmt::Sqlite(s) => Ok(s.execute(rusqlite::params_from_iter(params.iter()))?),
-            Stmt::Postgres { conn, stmt } => {
+            Stmt::Postgres { conn, stmt, .. } => {
                 let args: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(pg_arg).collect();
                 let changed = conn.client.borrow_mut().execute(&*stmt, &args)?;
+                conn.count_changes(changed);
                 Ok(usize::try_from(changed).unwrap_or(usize::MAX))
             }
         }
@@ -188,9 +209,12 @@ impl Stmt<'_> {
                     None => Ok(None),
                 }
             }
-            Stmt::Postgres { conn, stmt } => {
+            Stmt::Postgres { conn, stmt, writes } => {
                 let args: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(pg_arg).collect();
                 let row = conn.client.borrow_mut().query_opt(&*stmt, &args)?;
+                if *writes {
+                    conn.count_changes(u64::from(row.is_some()));
+                }
                 row.as_ref().map(|r| f(&Row::Postgres(r))).transpose()
             }
         }
@@ -212,9 +236,12 @@ impl Stmt<'_> {
                 }
                 Ok(out)
             }
-            Stmt::Postgres { conn, stmt } => {
+            Stmt::Postgres { conn, stmt, writes } => {
                 let args: Vec<&(dyn postgres::types::ToSql + Sync)> = params.iter().map(pg_arg).collect();
                 let rows = conn.client.borrow_mut().query(&*stmt, &args)?;
+                if *writes {
+                    conn.count_changes(rows.len() as u64);
+                }
                 rows.iter().map(|r| f(&Row::Postgres(r))).collect()
             }
         }

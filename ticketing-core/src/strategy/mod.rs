@@ -140,6 +140,19 @@ fn in_savepoint<T>(c: &Conn<'_>, f: impl FnOnce(&Conn<'_>) -> Result<T>) -> Resu
     }
 }
 
+/// Runs `f` with no savepoint of its own, for a write on one contended row; true when it
+/// changed no row. A lost race there is found by that row's guarded write (`expect_one_row`),
+/// which changed nothing, so the attempt may simply be made again — three round trips less
+/// each time than [`in_savepoint`] on PostgreSQL, where charges of one wallet retry in every
+/// batch. Should an attempt ever lose its race after changing rows, it is not retried: the
+/// conflict stands and the write's transaction (or its batch savepoint) undoes it.
+fn bare_attempt<T>(c: &Conn<'_>, f: impl FnOnce(&Conn<'_>) -> Result<T>) -> (Result<T>, bool) {
+    let before = c.changes();
+    let outcome = f(c);
+    let clean = c.changes() == before;
+    (outcome, clean)
+}
+
 /// Pessimistic on PostgreSQL: locks the contended rows, in the order given (every use case
 /// lists a reservation before a wallet), before `decide` reads them, so the rule decides on
 /// rows no one else can change until the commit. A wallet that does not exist yet is created
@@ -153,15 +166,18 @@ fn lock_rows(c: &Conn<'_>, resources: &[(Resource, OnLostRace)]) -> Result<()> {
         let sql = match res {
             Resource::Seat(_) => "SELECT 1 FROM seats WHERE id = ?1 FOR UPDATE",
             Resource::Reservation(_) => "SELECT 1 FROM reservations WHERE id = ?1 FOR UPDATE",
-            Resource::Wallet(_) => {
-                c.prepare_cached(
-                    "INSERT INTO wallets (user_id, balance, version) VALUES (?1, 0, 0) ON CONFLICT (user_id) DO NOTHING",
-                )?
-                .execute(params![res.key()])?;
-                "SELECT 1 FROM wallets WHERE user_id = ?1 FOR UPDATE"
-            }
+            Resource::Wallet(_) => "SELECT 1 FROM wallets WHERE user_id = ?1 FOR UPDATE",
         };
-        c.prepare_cached(sql)?.exists(params![res.key()])?;
+        let locked = c.prepare_cached(sql)?.exists(params![res.key()])?;
+        if !locked && matches!(res, Resource::Wallet(_)) {
+            // The wallet's first charge: create it empty, then lock it (a creator racing us
+            // makes the insert a no-op; the lock then waits for its commit).
+            c.prepare_cached(
+                "INSERT INTO wallets (user_id, balance, version) VALUES (?1, 0, 0) ON CONFLICT (user_id) DO NOTHING",
+            )?
+            .execute(params![res.key()])?;
+            c.prepare_cached(sql)?.exists(params![res.key()])?;
+        }
     }
     Ok(())
 }
@@ -244,7 +260,23 @@ impl Strategy {
                         return stats.count(apply(c, plan, &Fences::default()));
                     }
                     let started = Instant::now();
-                    let mut outcome = in_savepoint(c, |c| apply(c, plan, &Fences::default()));
+                    // One attempt: the given plan, or (a retry) a new decision inside this
+                    // transaction; and whether its lost race left nothing to undo.
+                    let attempt = |c: &Conn<'_>, plan: Option<P>| {
+                        let work = |c: &Conn<'_>| {
+                            let plan = match plan {
+                                Some(plan) => plan,
+                                None => decide(c)?,
+                            };
+                            apply(c, plan, &Fences::default())
+                        };
+                        if resources.len() == 1 {
+                            bare_attempt(c, work)
+                        } else {
+                            (in_savepoint(c, work), true)
+                        }
+                    };
+                    let (mut outcome, mut clean) = attempt(c, Some(plan));
                     loop {
                         match outcome {
                             // A lost race on a resource that waits (a wallet): decide again inside
@@ -254,13 +286,10 @@ impl Strategy {
                             // commits. On PostgreSQL another node may win again; the retry loops,
                             // bounded by the contention bound.
                             Err(Error::Contention { resource, .. })
-                                if waits_on(&resources, &resource) && started.elapsed() < bound =>
+                                if clean && waits_on(&resources, &resource) && started.elapsed() < bound =>
                             {
                                 stats.retries.fetch_add(1, Ordering::Relaxed);
-                                outcome = in_savepoint(c, |c| {
-                                    let plan = decide(c)?;
-                                    apply(c, plan, &Fences::default())
-                                });
+                                (outcome, clean) = attempt(c, None);
                             }
                             other => return stats.count(other),
                         }
