@@ -189,15 +189,15 @@ impl Store {
         self.submit_with(f, true, None)
     }
 
-    /// [`Store::submit`] for a write on the contended rows `key` names: on PostgreSQL it may
-    /// share its transaction and commit with other writes of the same key (see
+    /// [`Store::submit`] for a write on the contended rows `key` names (if any): on PostgreSQL
+    /// it may share its transaction and commit with other writes of the same key (see
     /// `postgres::write_queue`), each in its own savepoint.
-    pub fn submit_keyed<T, F>(&self, key: BatchKey, f: F) -> Result<Answer<T>>
+    pub fn submit_keyed<T, F>(&self, key: Option<BatchKey>, f: F) -> Result<Answer<T>>
     where
         T: Send + 'static,
         F: FnOnce(&Conn<'_>) -> Result<T> + Send + 'static,
     {
-        self.submit_with(f, true, Some(key))
+        self.submit_with(f, true, key)
     }
 
     /// [`Store::submit`] for a write that checks everything before its first change and can

@@ -245,7 +245,7 @@ impl Strategy {
         match self.kind {
             StrategyKind::Pessimistic => {
                 let resources = resources.to_vec();
-                store.submit_keyed(batch_key(&resources), move |c| {
+                store.submit_keyed(Some(batch_key(&resources)), move |c| {
                     lock_rows(c, &resources)?;
                     let plan = decide(c)?;
                     stats.count(apply(c, plan, &Fences::default()))
@@ -255,7 +255,13 @@ impl Strategy {
                 let plan = store.read(|c| decide(c))?;
                 let resources = resources.to_vec();
                 let bound = self.bound;
-                store.submit_keyed(batch_key(&resources), move |c| {
+                // Grouped only where the writes after the first also commit (a wallet's charges,
+                // a keyed payment's replays): where the first resource fails fast, the batch
+                // would only run the losers' doomed checks one after another instead of side
+                // by side (seed-reserve: 7.7–10.2 ms grouped, 5.4–8.6 ms not).
+                let key =
+                    (resources.first().map(|(_, how)| *how) == Some(OnLostRace::Wait)).then(|| batch_key(&resources));
+                store.submit_keyed(key, move |c| {
                     if !resources.iter().any(|(_, how)| *how == OnLostRace::Wait) {
                         return stats.count(apply(c, plan, &Fences::default()));
                     }
