@@ -4,9 +4,10 @@
 //! Why: a row lock is held until its transaction commits, and a commit waits for its WAL to
 //! reach the disk (`--durability full`). Ten payments of one wallet, one transaction each,
 //! therefore take at least ten disk flushes one after another, however fast the rest is —
-//! `pg_test_fsync` gives 0.14 ms per flush on one machine of ours and 3.2 ms on another, and on
-//! the second, `pgbench` running the pessimistic charge's exact statements on one row from 10
-//! clients managed 736 transactions/s (13.6 ms for ten). Taking every write queued for the same
+//! `pg_test_fsync` gives 0.14 to 3.2 ms per flush on the machines we measured on (the same
+//! machine 0.25 ms with a quiet disk, 3.2 ms while a build wrote), and `pgbench` running the
+//! pessimistic charge's exact statements on one row from 10 clients took 4.6 and 13.6 ms per ten
+//! transactions on that machine. Taking every write queued for the same
 //! rows into the transaction of the one that goes first makes that one flush for all of them,
 //! as SQLite's writer does for every write: the group forms by itself while a commit is in
 //! flight, since a key stays *busy* (no second writer takes it) until its batch has committed.
