@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use super::driver::{received_by, Driver, Failure, Reply, TokenInfo};
 use super::metrics::{Event, Op, Outcome, UserChange, UserEnd};
+use super::pace::{self, Go};
 use super::scenario::{Journey, Scenario};
 
 /// Rounds of "read dates, read seats, try some seats" before a user gives up.
@@ -77,8 +78,9 @@ struct User {
     rng: SmallRng,
 }
 
-/// Runs virtual user number `index` (0-based), due to arrive at `due`.
-pub async fn run_user(ctx: Arc<RunContext>, index: u64, due: Instant) {
+/// Runs virtual user number `index` (0-based), due to arrive at `due`: started ahead of it,
+/// it gets ready, and sends its first request at `due` once it has its go (see [`pace`]).
+pub async fn run_user(ctx: Arc<RunContext>, index: u64, due: Instant, go: Go) {
     let mut user = User {
         id: ctx.scenario.load.first_user + index as i64,
         rng: SmallRng::seed_from_u64(splitmix(ctx.seed ^ splitmix(index))),
@@ -87,7 +89,13 @@ pub async fn run_user(ctx: Arc<RunContext>, index: u64, due: Instant) {
         due,
         node: 0,
     };
-    user.mark(UserChange::Arrived);
+    // In the system from its arrival (or now, if started late).
+    user.mark_at(Instant::now().max(due), UserChange::Arrived);
+    if go.await.is_err() {
+        // The run was dropped before this user's arrival.
+        return;
+    }
+    pace::until(due).await;
     let end = user.journey().await;
     user.mark(UserChange::Ended);
     let _ = user.ctx.events.send(Event::UserDone(end));
@@ -101,8 +109,13 @@ impl User {
 
     /// Tells the aggregator where this user is now (for the users-over-time plot).
     fn mark(&self, change: UserChange) {
+        self.mark_at(Instant::now(), change);
+    }
+
+    /// Tells the aggregator where this user is from `at`.
+    fn mark_at(&self, at: Instant, change: UserChange) {
         self.send(Event::User {
-            at: Instant::now().duration_since(self.ctx.t0),
+            at: at.duration_since(self.ctx.t0),
             change,
         });
     }
@@ -471,7 +484,8 @@ mod tests {
             prepared: Prepared::default(),
             max_active: 500,
         });
-        let size = std::mem::size_of_val(&run_user(ctx, 0, Instant::now()));
+        let (_go, wait) = tokio::sync::oneshot::channel();
+        let size = std::mem::size_of_val(&run_user(ctx, 0, Instant::now(), wait));
         eprintln!("user future: {size} bytes");
         assert!(size < 2048, "user future is {size} bytes");
     }
