@@ -26,6 +26,10 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use ticketing_core::{Answer, ErrorClass, Money, PayCmd, ReserveCmd, Ticketing, TokenStatus};
 use tokio::sync::Semaphore;
@@ -467,6 +471,13 @@ enum Method {
     Delete,
 }
 
+/// A pooled HTTP/1.1 client (hyper's, as `oha` uses: reqwest on top of it cost ~30 µs more
+/// per request, docs/simulator.md).
+type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+
+/// How long a request may take, answer included, before it fails as `TRANSPORT`.
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A client of a running service: one connection pool and one bound on requests in flight
 /// for all of its nodes.
 pub struct HttpDriver {
@@ -474,7 +485,7 @@ pub struct HttpDriver {
     spread: Spread,
     /// The next node of `--spread request`, shared by every user of the run.
     next: AtomicUsize,
-    client: reqwest::Client,
+    client: Client,
     in_flight: Semaphore,
     /// A live token per user that spends (`PATCH /api/balance/use` needs the owner's token).
     spenders: std::sync::Mutex<std::collections::HashMap<i64, String>>,
@@ -493,10 +504,11 @@ impl HttpDriver {
     /// `spread` says, `concurrency` requests in flight at most over all of them.
     pub fn new(nodes: Vec<NodeUrl>, spread: Spread, concurrency: usize) -> anyhow::Result<Arc<HttpDriver>> {
         anyhow::ensure!(!nodes.is_empty(), "no node to send requests to");
-        let client = reqwest::Client::builder()
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(concurrency)
-            .timeout(std::time::Duration::from_secs(30))
-            .build()?;
+            .build(connector);
         Ok(Arc::new(HttpDriver {
             nodes,
             spread,
@@ -565,41 +577,58 @@ impl HttpDriver {
             .acquire()
             .await
             .map_err(|_| Failure::error("CLOSED", "the driver is closed"))?;
+        let transport =
+            |e: &dyn std::error::Error| Failure::error("TRANSPORT", format!("{method:?} {path}: {}", causes(e)));
         // `node` is 0 or from `node_for`: always one of `nodes`.
-        let url = format!("{}{path}", self.nodes[node].base());
-        let mut req = match method {
-            Method::Get => self.client.get(&url),
-            Method::Post => self.client.post(&url),
-            Method::Patch => self.client.patch(&url),
-            Method::Delete => self.client.delete(&url),
-        };
+        let mut req = hyper::Request::builder()
+            .method(match method {
+                Method::Get => hyper::Method::GET,
+                Method::Post => hyper::Method::POST,
+                Method::Patch => hyper::Method::PATCH,
+                Method::Delete => hyper::Method::DELETE,
+            })
+            .uri(format!("{}{path}", self.nodes[node].base()));
         if let Some(token) = token {
-            req = req.bearer_auth(token);
+            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req
-            .send()
+        let body = match body {
+            Some(body) => {
+                req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+                Full::new(Bytes::from(body.to_string()))
+            }
+            None => Full::default(),
+        };
+        let req = req.body(body).map_err(|e| transport(&e))?;
+        let answer = async {
+            let resp = self.client.request(req).await.map_err(|e| transport(&e))?;
+            let status = resp.status();
+            let body = resp.into_body().collect().await.map_err(|e| transport(&e))?;
+            Ok::<_, Failure>((status, body.to_bytes()))
+        };
+        let (status, body) = tokio::time::timeout(TIMEOUT, answer)
             .await
-            .map_err(|e| Failure::error("TRANSPORT", format!("{method:?} {path}: {e}")))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| Failure::error("TRANSPORT", format!("{method:?} {path}: {e}")))?;
+            .map_err(|e| transport(&e))??;
         note_received();
-        Ok(Received {
-            status,
-            body: body.into(),
-        })
+        Ok(Received { status, body })
     }
+}
+
+/// An error and its causes, as one line (`client error (Connect): tcp connect error: …`).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
 
 /// A whole response, not yet decoded.
 struct Received {
-    status: reqwest::StatusCode,
-    body: Vec<u8>,
+    status: hyper::StatusCode,
+    body: Bytes,
 }
 
 impl Received {
