@@ -14,17 +14,52 @@
 //!   several nodes of one service (SPEC §8); [`Driver::next_for`] picks the node of a virtual
 //!   user's next request as `--spread` says, and setup and final reads go to the first node
 //!   (every node shows the same).
+//!
+//! A request's clock stops when the last byte of its (last) response has arrived: over HTTP
+//! the driver notes that instant in [`RECEIVED`] before it decodes the body, so the client's
+//! own work on the answer (JSON, picking ids out) is not counted as the system's latency.
+//! In process there is nothing to receive: the clock stops when the core has answered.
 
+use std::cell::Cell;
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use ticketing_core::{Answer, ErrorClass, Money, PayCmd, ReserveCmd, Ticketing, TokenStatus};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::metrics::Outcome;
+
+tokio::task_local! {
+    /// When the last byte of the current operation's last response arrived, over HTTP (see
+    /// [`received_by`]). A task-local, not a return value, so every [`Driver`] method keeps
+    /// returning its plain [`Reply`] whatever it decodes afterwards.
+    static RECEIVED: Cell<Option<Instant>>;
+}
+
+/// Runs `request`, then says when its last response byte arrived: `None` when it received
+/// nothing (in process, or no answer at all) — then the request ends when it returns.
+pub async fn received_by<F: Future>(request: F) -> (F::Output, Option<Instant>) {
+    RECEIVED
+        .scope(Cell::new(None), async {
+            let out = request.await;
+            (out, RECEIVED.with(Cell::get))
+        })
+        .await
+}
+
+/// Notes that a response's last byte arrived now (a later response of the same operation
+/// moves it on).
+pub fn note_received() {
+    let _ = RECEIVED.try_with(|at| at.set(Some(Instant::now())));
+}
 
 /// Why a request failed.
 #[derive(Debug, Clone)]
@@ -436,6 +471,13 @@ enum Method {
     Delete,
 }
 
+/// A pooled HTTP/1.1 client (hyper's, as `oha` uses: reqwest on top of it cost ~30 µs more
+/// per request, docs/simulator.md).
+type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+
+/// How long a request may take, answer included, before it fails as `TRANSPORT`.
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A client of a running service: one connection pool and one bound on requests in flight
 /// for all of its nodes.
 pub struct HttpDriver {
@@ -443,7 +485,7 @@ pub struct HttpDriver {
     spread: Spread,
     /// The next node of `--spread request`, shared by every user of the run.
     next: AtomicUsize,
-    client: reqwest::Client,
+    client: Client,
     in_flight: Semaphore,
     /// A live token per user that spends (`PATCH /api/balance/use` needs the owner's token).
     spenders: std::sync::Mutex<std::collections::HashMap<i64, String>>,
@@ -462,10 +504,11 @@ impl HttpDriver {
     /// `spread` says, `concurrency` requests in flight at most over all of them.
     pub fn new(nodes: Vec<NodeUrl>, spread: Spread, concurrency: usize) -> anyhow::Result<Arc<HttpDriver>> {
         anyhow::ensure!(!nodes.is_empty(), "no node to send requests to");
-        let client = reqwest::Client::builder()
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(concurrency)
-            .timeout(std::time::Duration::from_secs(30))
-            .build()?;
+            .build(connector);
         Ok(Arc::new(HttpDriver {
             nodes,
             spread,
@@ -516,35 +559,83 @@ impl HttpDriver {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply<Value> {
+        self.receive(node, method, path, token, body).await?.decode()
+    }
+
+    /// Sends a request and reads its whole response, holding one of `--concurrency`'s places
+    /// meanwhile; notes when the last byte arrived, before anything is decoded.
+    async fn receive(
+        &self,
+        node: usize,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply<Received> {
         let _permit = self
             .in_flight
             .acquire()
             .await
             .map_err(|_| Failure::error("CLOSED", "the driver is closed"))?;
+        let transport =
+            |e: &dyn std::error::Error| Failure::error("TRANSPORT", format!("{method:?} {path}: {}", causes(e)));
         // `node` is 0 or from `node_for`: always one of `nodes`.
-        let url = format!("{}{path}", self.nodes[node].base());
-        let mut req = match method {
-            Method::Get => self.client.get(&url),
-            Method::Post => self.client.post(&url),
-            Method::Patch => self.client.patch(&url),
-            Method::Delete => self.client.delete(&url),
-        };
+        let mut req = hyper::Request::builder()
+            .method(match method {
+                Method::Get => hyper::Method::GET,
+                Method::Post => hyper::Method::POST,
+                Method::Patch => hyper::Method::PATCH,
+                Method::Delete => hyper::Method::DELETE,
+            })
+            .uri(format!("{}{path}", self.nodes[node].base()));
         if let Some(token) = token {
-            req = req.bearer_auth(token);
+            req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req
-            .send()
+        let body = match body {
+            Some(body) => {
+                req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+                Full::new(Bytes::from(body.to_string()))
+            }
+            None => Full::default(),
+        };
+        let req = req.body(body).map_err(|e| transport(&e))?;
+        let answer = async {
+            let resp = self.client.request(req).await.map_err(|e| transport(&e))?;
+            let status = resp.status();
+            let body = resp.into_body().collect().await.map_err(|e| transport(&e))?;
+            Ok::<_, Failure>((status, body.to_bytes()))
+        };
+        let (status, body) = tokio::time::timeout(TIMEOUT, answer)
             .await
-            .map_err(|e| Failure::error("TRANSPORT", format!("{method:?} {path}: {e}")))?;
-        let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| Failure::error("TRANSPORT", format!("{method:?} {path}: {e}")))?;
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            .map_err(|e| transport(&e))??;
+        note_received();
+        Ok(Received { status, body })
+    }
+}
+
+/// An error and its causes, as one line (`client error (Connect): tcp connect error: …`).
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// A whole response, not yet decoded.
+struct Received {
+    status: hyper::StatusCode,
+    body: Bytes,
+}
+
+impl Received {
+    /// The JSON body of a success; the API's error (`code`, `message`) of a failure.
+    fn decode(self) -> Reply<Value> {
+        let Received { status, body } = self;
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         if status.is_success() {
             return Ok(v);
         }
@@ -558,7 +649,9 @@ impl HttpDriver {
             code: v["code"]
                 .as_str()
                 .map_or_else(|| format!("HTTP_{}", status.as_u16()), str::to_string),
-            message: v["message"].as_str().unwrap_or(&text).to_string(),
+            message: v["message"]
+                .as_str()
+                .map_or_else(|| String::from_utf8_lossy(&body).into_owned(), str::to_string),
         })
     }
 }
@@ -622,6 +715,47 @@ mod tests {
         let s = service(Spread::Request);
         let picks: Vec<usize> = [7, 7, 7, 0, 9].iter().map(|&i| s.node_for(i)).collect();
         assert_eq!(picks, [0, 1, 2, 0, 1]);
+    }
+
+    /// Over HTTP the driver notes when an answer's last byte arrived as it reads it, before
+    /// decoding it (`receive`, then `Received::decode`), so `User::call` stops the clock there.
+    /// A one-request server on a local port answers a seat list.
+    #[tokio::test]
+    async fn an_answer_is_noted_received_before_it_is_decoded() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            while !request.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                conn.read_exact(&mut byte).await.unwrap();
+                request.push(byte[0]);
+            }
+            let body = r#"{"seats":[{"seatId":7},{"seatId":9}]}"#;
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            conn.write_all(head.as_bytes()).await.unwrap();
+            conn.write_all(body.as_bytes()).await.unwrap();
+        });
+        let http = HttpDriver::new(vec![url.parse().unwrap()], Spread::User, 1).unwrap();
+
+        let (received, at) = received_by(http.receive(0, Method::Get, "/api/1/available-seats", None, None)).await;
+        assert!(at.is_some(), "receive notes the last byte's arrival itself");
+        let seats = received.unwrap().decode().unwrap();
+        assert_eq!(seats["seats"][1]["seatId"], 9);
+        // Outside `received_by` nothing is noted, and nothing fails.
+        assert!(RECEIVED.try_with(Cell::get).is_err());
+    }
+
+    /// In process there is no answer to receive: the request ends when the core has answered.
+    #[tokio::test]
+    async fn in_process_nothing_is_received() {
+        let (_, at) = received_by(async {}).await;
+        assert_eq!(at, None);
     }
 
     /// A node URL must be http(s); a trailing `/` names the same node.

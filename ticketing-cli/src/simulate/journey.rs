@@ -1,7 +1,8 @@
 //! Virtual users: one tokio task each, walking the scenario's journey through a [`Driver`] and
 //! sending every request's outcome to the aggregator. A user never waits on another user;
 //! its next request is due at the end of its previous one plus think time (or the poll delay
-//! while it waits in the queue), and is timed from that due moment.
+//! while it waits in the queue), and is timed from that due moment to the last byte of its
+//! answer.
 
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -14,8 +15,9 @@ use ticketing_core::Ticketing;
 use ticketing_core::{Money, TokenStatus};
 use tokio::time::Instant;
 
-use super::driver::{Driver, Failure, Reply, TokenInfo};
+use super::driver::{received_by, Driver, Failure, Reply, TokenInfo};
 use super::metrics::{Event, Op, Outcome, UserChange, UserEnd};
+use super::pace::{self, Go};
 use super::scenario::{Journey, Scenario};
 
 /// Rounds of "read dates, read seats, try some seats" before a user gives up.
@@ -76,8 +78,9 @@ struct User {
     rng: SmallRng,
 }
 
-/// Runs virtual user number `index` (0-based), due to arrive at `due`.
-pub async fn run_user(ctx: Arc<RunContext>, index: u64, due: Instant) {
+/// Runs virtual user number `index` (0-based), due to arrive at `due`: started ahead of it,
+/// it gets ready, and sends its first request at `due` once it has its go (see [`pace`]).
+pub async fn run_user(ctx: Arc<RunContext>, index: u64, due: Instant, go: Go) {
     let mut user = User {
         id: ctx.scenario.load.first_user + index as i64,
         rng: SmallRng::seed_from_u64(splitmix(ctx.seed ^ splitmix(index))),
@@ -86,7 +89,13 @@ pub async fn run_user(ctx: Arc<RunContext>, index: u64, due: Instant) {
         due,
         node: 0,
     };
-    user.mark(UserChange::Arrived);
+    // In the system from its arrival (or now, if started late).
+    user.mark_at(Instant::now().max(due), UserChange::Arrived);
+    if go.await.is_err() {
+        // The run was dropped before this user's arrival.
+        return;
+    }
+    pace::until(due).await;
     let end = user.journey().await;
     user.mark(UserChange::Ended);
     let _ = user.ctx.events.send(Event::UserDone(end));
@@ -100,8 +109,13 @@ impl User {
 
     /// Tells the aggregator where this user is now (for the users-over-time plot).
     fn mark(&self, change: UserChange) {
+        self.mark_at(Instant::now(), change);
+    }
+
+    /// Tells the aggregator where this user is from `at`.
+    fn mark_at(&self, at: Instant, change: UserChange) {
         self.send(Event::User {
-            at: Instant::now().duration_since(self.ctx.t0),
+            at: at.duration_since(self.ctx.t0),
             change,
         });
     }
@@ -114,7 +128,9 @@ impl User {
         driver
     }
 
-    /// Waits until the next request is due, runs it and records it from its due moment.
+    /// Waits until the next request is due, runs it and records it from its due moment to
+    /// the last byte of its answer (what the client does with the answer afterwards is its own
+    /// time, not the system's: see [`received_by`]).
     async fn call<T>(&mut self, op: Op, retry: bool, request: Request<'_, T>) -> Reply<T> {
         // A deadline already past still waits for tokio's next timer tick (up to 1 ms):
         // go at once instead, as that wait would be counted as the request's latency.
@@ -122,8 +138,9 @@ impl User {
             tokio::time::sleep_until(self.due).await;
         }
         let intended = self.due;
-        let result = request.await;
-        let end = Instant::now();
+        let (result, received) = received_by(request).await;
+        let returned = Instant::now();
+        let end = received.unwrap_or(returned);
         let (outcome, code) = match &result {
             Ok(_) => (Outcome::Ok, None),
             Err(f) => (f.outcome, Some(f.code.clone())),
@@ -137,7 +154,8 @@ impl User {
             code,
             node: self.node,
         });
-        self.due = end + self.ctx.scenario.load.think;
+        // The user acts on the answer once it has it in hand, decoded.
+        self.due = returned + self.ctx.scenario.load.think;
         result
     }
 
@@ -466,8 +484,67 @@ mod tests {
             prepared: Prepared::default(),
             max_active: 500,
         });
-        let size = std::mem::size_of_val(&run_user(ctx, 0, Instant::now()));
+        let (_go, wait) = tokio::sync::oneshot::channel();
+        let size = std::mem::size_of_val(&run_user(ctx, 0, Instant::now(), wait));
         eprintln!("user future: {size} bytes");
         assert!(size < 2048, "user future is {size} bytes");
+    }
+
+    /// A request is timed from its due moment to its answer's last byte; decoding the answer
+    /// comes after the clock stops, and the user's next request is due after it. On tokio's
+    /// paused clock: the durations below are exact, not measured.
+    #[test]
+    fn the_clock_stops_at_the_last_byte_not_after_decoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Ticketing::open(ticketing_core::Config::new(dir.path().join("t.db"))).unwrap();
+        let scenario = Scenario::load("steady-state").unwrap();
+        let think = scenario.load.think;
+        let (events, rx) = std::sync::mpsc::channel();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let t0 = Instant::now();
+            let ctx = Arc::new(RunContext {
+                driver: Driver::InProcess(t),
+                scenario: Arc::new(scenario),
+                concert_ids: vec![1],
+                t0,
+                seed: 1,
+                events,
+                prepared: Prepared::default(),
+                max_active: 500,
+            });
+            let mut user = User {
+                ctx,
+                index: 0,
+                id: 1,
+                due: t0 + Duration::from_millis(10),
+                node: 0,
+                rng: SmallRng::seed_from_u64(1),
+            };
+            let answer = Box::pin(async {
+                // The answer's last byte arrives 3 ms after the send…
+                tokio::time::sleep(Duration::from_millis(3)).await;
+                super::super::driver::note_received();
+                // …and decoding it takes the client 40 ms (far more than it does: so it shows).
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                Ok(())
+            });
+            user.call(Op::Seats, false, answer).await.unwrap();
+            let recorded = rx.try_iter().find_map(|e| match e {
+                Event::Request { intended, end, .. } => Some((intended, end)),
+                _ => None,
+            });
+            let ms = Duration::from_millis;
+            assert_eq!(recorded, Some((ms(10), ms(13))), "(intended, end) since t0");
+            assert_eq!(
+                user.due,
+                t0 + ms(53) + think,
+                "the next request: after decoding, plus think time"
+            );
+        });
     }
 }

@@ -3,9 +3,11 @@
 //! progress bar and the `--tui` screen only read what the aggregator tells them (the screen
 //! through a [`Publisher`]'s periodic copies).
 //!
-//! Latency is `end − intended start`: the moment the request was due (the user's scheduled
-//! arrival, or the end of its previous step plus think time), not the moment it was sent. A
-//! request that waited behind a slow one is charged for the wait (no coordinated omission).
+//! Latency is `end − intended start`: from the moment the request was due (the user's scheduled
+//! arrival, or the end of its previous step plus think time), not the moment it was sent, to
+//! the moment the last byte of its answer arrived (in process: the core answered), before the
+//! client decodes it. A request that waited behind a slow one is charged for the wait (no
+//! coordinated omission).
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};

@@ -6,7 +6,7 @@
 //!
 //! Where things are: [`scenario`] (the TOML format and the shipped scenarios), [`expr`]
 //! (expectations and descriptions relative to the load), [`journey`]
-//! (virtual users), [`driver`] (in-process | HTTP), [`metrics`] (the one aggregator that owns
+//! (virtual users), [`pace`] (arrivals on time), [`driver`] (in-process | HTTP), [`metrics`] (the one aggregator that owns
 //! the histograms and time series), [`check`] (invariants and expectations), [`baseline`] (raw
 //! SQLite commit rate), [`report`] (the only writer of output: table, `--json`, `--report`
 //! HTML) with [`charts`] (its SVG plots), [`live`]
@@ -23,6 +23,7 @@ mod live;
 #[cfg(test)]
 mod live_tests;
 mod metrics;
+mod pace;
 mod report;
 mod scenario;
 mod screen;
@@ -845,25 +846,14 @@ async fn drive(
             .unwrap_or(ticketing_core::config::DEFAULT_MAX_ACTIVE),
     });
     let mut users = JoinSet::new();
-    for i in 0..scenario.load.users {
-        let due = t0 + scenario.load.arrival_of(i);
-        // Requests are timed from `due`, so a late arrival is counted as latency. tokio's
-        // timer rounds a deadline up to its next millisecond tick: that lateness is the
-        // generator's, not the system's. So tokio sleeps to 2 ms before `due` (letting a
-        // cancel in), and the OS timer (tens of microseconds late) the rest; this thread only
-        // spawns, the users run on the runtime's workers.
-        let lead = Duration::from_millis(2);
-        if due > Instant::now() + lead {
-            tokio::time::sleep_until(due - lead).await;
-        } else {
-            tokio::task::yield_now().await;
-        }
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        }
-        users.spawn(journey::run_user(ctx.clone(), i, due));
-    }
+    pace::pace(
+        scenario.load.users,
+        |i| t0 + scenario.load.arrival_of(i),
+        |i, arrival, go| {
+            users.spawn(journey::run_user(ctx.clone(), i, arrival, go));
+        },
+    )
+    .await;
     while let Some(joined) = users.join_next().await {
         joined.context("a virtual user panicked")?;
     }
