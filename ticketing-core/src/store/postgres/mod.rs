@@ -408,15 +408,13 @@ fn run_key_batch(conn: &PgConn, batch: &mut [Box<dyn WriteJob>], hooks: &Hooks) 
             conn.batch("ROLLBACK TO job")
         }
     });
-    let end = ran
-        .and_then(|()| (hooks.before_commit)(&c))
-        .and_then(|()| conn.batch("COMMIT"));
-    if end.is_err() {
-        let _ = conn.batch("ROLLBACK");
-        super::take_admit_due();
-        super::take_admitted();
+    match ran {
+        Ok(()) => commit(conn, hooks),
+        Err(e) => {
+            roll_back(conn);
+            Err(e)
+        }
     }
-    end
 }
 
 /// One batch of queue writes in one transaction. A write that fails before changing anything
@@ -431,20 +429,13 @@ fn run_queue_batch(conn: &PgConn, batch: &mut [Box<dyn WriteJob>], hooks: &Hooks
         }
         // Still usable? A savepoint is refused once a statement has failed (25P02).
         if conn.batch("SAVEPOINT probe; RELEASE probe").is_err() {
-            let _ = conn.batch("ROLLBACK");
-            super::take_admit_due();
-            super::take_admitted();
+            roll_back(conn);
             return Err(job
                 .error()
                 .unwrap_or_else(|| Error::Internal("a queue write failed; its batch was rolled back".into())));
         }
     }
-    let end = (hooks.before_commit)(&c).and_then(|()| conn.batch("COMMIT"));
-    if end.is_err() {
-        let _ = conn.batch("ROLLBACK");
-        super::take_admitted();
-    }
-    end
+    commit(conn, hooks)
 }
 
 /// One write's transaction: `Ok` when it committed, or when the job failed and was rolled back
@@ -453,17 +444,30 @@ fn run_one(conn: &PgConn, job: &mut dyn WriteJob, hooks: &Hooks) -> Result<()> {
     conn.batch("BEGIN")?;
     let c = Conn::Postgres(conn);
     if !job.run(&c) {
-        // The job's error says what went wrong; a rollback that fails means the connection is
-        // gone, and the pool drops it.
-        let _ = conn.batch("ROLLBACK");
-        super::take_admit_due();
+        // The job's error says what went wrong.
+        roll_back(conn);
         return Ok(());
     }
-    let end = (hooks.before_commit)(&c).and_then(|()| conn.batch("COMMIT"));
+    commit(conn, hooks)
+}
+
+/// The writers' last step before a commit ([`Hooks::before_commit`]), then the commit; rolled
+/// back when either fails.
+fn commit(conn: &PgConn, hooks: &Hooks) -> Result<()> {
+    let end = (hooks.before_commit)(&Conn::Postgres(conn)).and_then(|()| conn.batch("COMMIT"));
     if end.is_err() {
-        let _ = conn.batch("ROLLBACK");
+        roll_back(conn);
     }
     end
+}
+
+/// Rolls the open transaction back, and with it what its writes asked of this writer thread
+/// (an admission before the commit, a publish after it). A rollback that fails means the
+/// connection is gone, and the pool drops it.
+fn roll_back(conn: &PgConn) {
+    let _ = conn.batch("ROLLBACK");
+    super::take_admit_due();
+    super::take_admitted();
 }
 
 /// Runs `f`, which talks to PostgreSQL, from wherever the caller is. The `postgres` client

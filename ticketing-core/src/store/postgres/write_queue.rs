@@ -126,33 +126,32 @@ impl State {
             .iter()
             .position(|q| q.job.batch_key().is_none_or(|k| !self.busy.contains(&k)))?;
         let head = self.jobs.remove(first)?;
-        let key = head.job.batch_key();
-        let mut jobs = vec![head];
-        match grouping {
-            Grouping::Any { max } => {
-                while jobs.len() < max {
-                    let Some(next) = self.jobs.pop_front() else { break };
-                    jobs.push(next);
-                }
+        let mut batch = Batch {
+            key: None,
+            jobs: Vec::new(),
+        };
+        match (grouping, head.job.batch_key()) {
+            (Grouping::Any { max }, _) => {
+                batch.jobs.push(head);
+                let more = self.jobs.len().min(max - 1);
+                batch.jobs.extend(self.jobs.drain(..more));
             }
-            Grouping::SameKey { max } => {
-                if let Some(key) = key {
-                    self.busy.insert(key);
-                    let mut i = first;
-                    while i < self.jobs.len() && jobs.len() < max {
-                        if self.jobs[i].job.batch_key() == Some(key) {
-                            jobs.extend(self.jobs.remove(i));
-                        } else {
-                            i += 1;
-                        }
+            (Grouping::SameKey { max }, Some(key)) => {
+                self.busy.insert(key);
+                batch.key = Some(key);
+                batch.jobs.push(head);
+                let mut i = first;
+                while i < self.jobs.len() && batch.jobs.len() < max {
+                    if self.jobs[i].job.batch_key() == Some(key) {
+                        batch.jobs.extend(self.jobs.remove(i));
+                    } else {
+                        i += 1;
                     }
                 }
             }
+            (Grouping::SameKey { .. }, None) => batch.jobs.push(head),
         }
-        Some(Batch {
-            jobs,
-            key: matches!(grouping, Grouping::SameKey { .. }).then_some(key).flatten(),
-        })
+        Some(batch)
     }
 }
 
@@ -164,17 +163,21 @@ mod tests {
     use crate::error::Result;
     use crate::store::Conn;
 
+    /// A job with a key and the number it was queued with, which it writes to `FINISHED` when
+    /// answered.
     struct Job(Option<BatchKey>, u32);
+
+    thread_local! {
+        static FINISHED: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
 
     impl WriteJob for Job {
         fn run(&mut self, _: &Conn<'_>) -> bool {
             true
         }
-        fn error(&self) -> Option<crate::error::Error> {
-            // Which job this is, for the tests below.
-            Some(crate::error::Error::Internal(self.1.to_string()))
+        fn finish(self: Box<Self>, _: Result<()>) {
+            FINISHED.with(|f| f.borrow_mut().push(self.1));
         }
-        fn finish(self: Box<Self>, _: Result<()>) {}
         fn batch_key(&self) -> Option<BatchKey> {
             self.0
         }
@@ -188,16 +191,12 @@ mod tests {
         q
     }
 
-    /// The batch's jobs by the number each was queued with.
-    fn ids(batch: &Batch) -> Vec<String> {
-        batch
-            .jobs
-            .iter()
-            .map(|q| match q.job.error() {
-                Some(crate::error::Error::Internal(n)) => n,
-                _ => unreachable!(),
-            })
-            .collect()
+    /// The batch's jobs by the number each was queued with (answering them).
+    fn ids(batch: Batch) -> Vec<u32> {
+        for q in batch.jobs {
+            q.job.finish(Ok(()));
+        }
+        FINISHED.with(|f| std::mem::take(&mut *f.borrow_mut()))
     }
 
     #[test]
@@ -205,14 +204,15 @@ mod tests {
         let q = queue(&[(Some(1), 0), (Some(2), 1), (Some(1), 2), (None, 3), (Some(1), 4)]);
         let grouping = Grouping::SameKey { max: 32 };
         let first = q.take(grouping).unwrap();
-        assert_eq!(ids(&first), ["0", "2", "4"], "key 1's writes, in the order they came");
+        let key = first.key;
+        assert_eq!(ids(first), [0, 2, 4], "key 1's writes, in the order they came");
         // Key 1 is busy: a write for it queued now waits; key 2 and the keyless one go.
         assert!(q.push(Box::new(Job(Some(BatchKey(1)), 5))));
-        assert_eq!(ids(&q.take(grouping).unwrap()), ["1"]);
-        assert_eq!(ids(&q.take(grouping).unwrap()), ["3"]);
+        assert_eq!(ids(q.take(grouping).unwrap()), [1]);
+        assert_eq!(ids(q.take(grouping).unwrap()), [3]);
         assert_eq!(q.len(), 1);
-        q.done(first.key);
-        assert_eq!(ids(&q.take(grouping).unwrap()), ["5"]);
+        q.done(key);
+        assert_eq!(ids(q.take(grouping).unwrap()), [5]);
     }
 
     #[test]
