@@ -11,6 +11,9 @@
 #   lock-update      SELECT … FOR UPDATE on the seat, then the update (pessimistic's core)
 #   reserve          reserve's whole write: lock the user's token row, count the user's holds,
 #                    insert the reservation, update the seat (what every strategy commits)
+#   reserve-x8       eight such holds (other seats, other users) in one transaction, each in a
+#                    savepoint: what grouping holds of different seats into one commit could reach
+#                    (reported as holds/s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/redis.sh
@@ -66,10 +69,26 @@ UPDATE seats SET status = 'HELD', held_until = 9000000000000, reservation_id = 1
   WHERE id = :seat AND version >= 0;
 COMMIT;
 SQL
+{
+  for k in $(seq 1 8); do
+    echo "\\set seat$k random(1, 200000)"
+    echo "\\set user$k random(1, $((CLIENTS * 100)))"
+  done
+  echo "BEGIN;"
+  for k in $(seq 1 8); do
+    sed -n '/^SELECT status/,/WHERE id = :seat AND/p' "$work/reserve.sql" |
+      sed -e "s/:user/:user$k/g" -e "s/:seat/:seat$k/g" -e '1i SAVEPOINT hold;'
+  done
+  echo "COMMIT;"
+} >"$work/reserve-x8.sql"
 echo "PostgreSQL $(psql "$BENCH_PG_URL" -Atc 'SHOW server_version'), synchronous_commit=on, $CLIENTS clients, ${DURATION}s each"
-for pattern in update lock-update reserve; do
+for pattern in update lock-update reserve reserve-x8; do
   tps=$(pgbench "$DB" -n -M prepared -c "$CLIENTS" -j 2 -T "$DURATION" -f "$work/$pattern.sql" 2>/dev/null |
     sed -n 's/^tps = \([0-9.]*\).*/\1/p')
-  printf '%-12s %8.0f transactions/s\n' "$pattern" "$tps"
+  if [ "$pattern" = reserve-x8 ]; then
+    printf '%-12s %8.0f transactions/s = %.0f holds/s\n' "$pattern" "$tps" "$(awk -v t="$tps" 'BEGIN { print t * 8 }')"
+  else
+    printf '%-12s %8.0f transactions/s\n' "$pattern" "$tps"
+  fi
 done
 rm -rf "$work"
