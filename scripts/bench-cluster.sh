@@ -22,12 +22,8 @@ SPREAD=${SPREAD:-user}
 # The database connections of the whole service, shared out over its nodes (--db-pool each):
 # the same database, the same connections, however many nodes (docs/deploy.md, "Sizing").
 POOL_TOTAL=${POOL_TOTAL:-16}
-if [ -n "${TICKETING_BIN:-}" ]; then
-    BIN=$TICKETING_BIN
-else
-    cargo build --release -q -p ticketing-cli
-    BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/ticketing
-fi
+. scripts/release-bin.sh
+release_bin
 [ -n "${TICKETING_TEST_REDIS_URL:-}" ] || start_redis
 [ -n "${TICKETING_TEST_PG_URL:-}" ] || start_postgres
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/ticketing-bench-cluster.XXXXXXXX")

@@ -34,13 +34,8 @@ export BENCH_DIR=$PWD/scripts/bench THREADS
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 2; }
 # TICKETING_BIN=path runs another build (e.g. an older commit's, for a before/after figure).
-if [ -n "${TICKETING_BIN:-}" ]; then
-  BIN=$TICKETING_BIN
-else
-  cargo build --release -q -p ticketing-cli
-  BIN=$PWD/target/release/ticketing
-  [ -n "${CARGO_TARGET_DIR:-}" ] && BIN=$CARGO_TARGET_DIR/release/ticketing
-fi
+. scripts/release-bin.sh
+release_bin
 
 # Splits the lines of stdin into $OUT/<name>-<thread>.txt, round robin over the wrk threads.
 split_by_thread() {

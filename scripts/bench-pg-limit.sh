@@ -25,13 +25,8 @@ if [ -z "${BENCH_PG_URL:-}" ]; then
   start_postgres
   BENCH_PG_URL=$TICKETING_TEST_PG_URL
 fi
-if [ -n "${TICKETING_BIN:-}" ]; then
-  BIN=$TICKETING_BIN
-else
-  cargo build --release -q -p ticketing-cli
-  BIN=$PWD/target/release/ticketing
-  [ -n "${CARGO_TARGET_DIR:-}" ] && BIN=$CARGO_TARGET_DIR/release/ticketing
-fi
+. scripts/release-bin.sh
+release_bin
 
 schema=pglimit_$$
 psql "$BENCH_PG_URL" -qc "CREATE SCHEMA $schema"

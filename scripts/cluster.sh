@@ -27,11 +27,8 @@ case "$strategy" in pessimistic | optimistic | redis) ;; *)
     ;;
 esac
 
-bin="${TICKETING_BIN:-}"
-if [ -z "$bin" ]; then
-    cargo build --release -q -p ticketing-cli
-    bin=target/release/ticketing
-fi
+. scripts/release-bin.sh
+release_bin
 
 start_redis
 start_postgres
@@ -49,7 +46,7 @@ trap 'exit 130' INT TERM
 urls=()
 for i in $(seq 1 "$nodes"); do
     # shellcheck disable=SC2086 # CLUSTER_FLAGS is a list of flags
-    "$bin" serve --addr 127.0.0.1:0 --db "$TICKETING_TEST_PG_URL" --strategy "$strategy" \
+    "$BIN" serve --addr 127.0.0.1:0 --db "$TICKETING_TEST_PG_URL" --strategy "$strategy" \
         --redis-url "$TICKETING_TEST_REDIS_URL" --node-id "node-$i" --demo ${CLUSTER_FLAGS:-} \
         >"$logs/node-$i.out" 2>"$logs/node-$i.log" &
     pids+=($!)
@@ -69,8 +66,8 @@ database:  $TICKETING_TEST_PG_URL
 redis:     $TICKETING_TEST_REDIS_URL
 logs:      $logs
 
-  $bin simulate sold-out-rush --target $list --db $TICKETING_TEST_PG_URL
-  $bin --db $TICKETING_TEST_PG_URL tui
+  $BIN simulate sold-out-rush --target $list --db $TICKETING_TEST_PG_URL
+  $BIN --db $TICKETING_TEST_PG_URL tui
 
 Ctrl-C stops the nodes, PostgreSQL and Redis.
 INFO

@@ -26,13 +26,8 @@ CONCURRENCY=${CONCURRENCY:-64}
 for tool in oha curl jq; do
   command -v "$tool" >/dev/null || { echo "$tool is missing (oha: cargo install oha --locked)" >&2; exit 2; }
 done
-if [ -n "${TICKETING_BIN:-}" ]; then
-  BIN=$TICKETING_BIN
-else
-  cargo build --release -q -p ticketing-cli
-  BIN=$PWD/target/release/ticketing
-  [ -n "${CARGO_TARGET_DIR:-}" ] && BIN=$CARGO_TARGET_DIR/release/ticketing
-fi
+. scripts/release-bin.sh
+release_bin
 
 OUT=$(mktemp -d)
 server=
