@@ -12,7 +12,8 @@
 # Each round: the simulator runs `available-seats` (it adds its date to the server's database,
 # then reads it `RATE` times a second) while oha reads the date of the round before at the same
 # rate with the same concurrency, with a token of its own. Needs oha (`cargo install oha
-# --locked`), curl and jq. Prints p50 and p99 of both and their ratio per round, then medians.
+# --locked`), curl and jq. Prints p50 and p99 of both and their ratio per round, then medians;
+# beside the simulator's, how late it sent its requests itself (p99), which its latencies include.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -83,7 +84,7 @@ for r in $(seq 1 "$ROUNDS"); do
   jq -r --arg r "$r" '[$r, "oha", (.latencyPercentiles.p50 * 1000), (.latencyPercentiles.p99 * 1000),
       (.statusCodeDistribution | to_entries | map("\(.key):\(.value)") | join(" "))] | @tsv' "$OUT/oha$r.json"
   jq -r --arg r "$r" '.scenarios[0].runs[0].operations[0] as $o |
-      [$r, "simulator", $o.latencyMs.p50, $o.latencyMs.p99, "ok:\($o.ok) errors:\($o.errors)"] | @tsv' "$OUT/sim$r.json"
+      [$r, "simulator", $o.latencyMs.p50, $o.latencyMs.p99, "ok:\($o.ok) errors:\($o.errors), itself late p99 \(.scenarios[0].runs[0].lateMs.p99) ms"] | @tsv' "$OUT/sim$r.json"
 done | tee "$OUT/rounds.tsv" | awk -F'\t' '{ printf "%-6s %-10s %10.3f %10.3f   %s\n", $1, $2, $3, $4, $5 }'
 
 # Per round, the simulator's figure over oha's; then the median of each column over the rounds.

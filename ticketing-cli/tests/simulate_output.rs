@@ -245,6 +245,13 @@ fn json_and_html_report() {
         assert!(checks.iter().any(|c| c["kind"] == "invariant"));
         assert!(checks.iter().any(|c| c["name"] == "expect.paid = 1" && c["ok"] == true));
         assert!(checks.iter().all(|c| c["detail"].is_string()));
+        // The simulator's own lateness, inside every latency and told apart from it.
+        let late = &run["lateMs"];
+        let at = |k: &str| late[k].as_f64().unwrap_or_else(|| panic!("lateMs.{k} in {late}"));
+        assert!(
+            0.0 <= at("p50") && at("p50") <= at("p99") && at("p99") <= at("max"),
+            "{late}"
+        );
     }
 
     // The seed's comparison table, measured: its figures are the run's.
@@ -267,6 +274,7 @@ fn json_and_html_report() {
         })
         .collect();
     assert_eq!(line("lost races: conflicts (409)"), conflicts);
+    assert!(!line("the simulator late: p50 / p99 / max").is_empty());
     let invariants = runs[0]["checks"]
         .as_array()
         .unwrap()

@@ -138,6 +138,7 @@ impl User {
             tokio::time::sleep_until(self.due).await;
         }
         let intended = self.due;
+        let sent = Instant::now();
         let (result, received) = received_by(request).await;
         let returned = Instant::now();
         let end = received.unwrap_or(returned);
@@ -150,6 +151,7 @@ impl User {
             outcome,
             retry,
             intended: intended.duration_since(self.ctx.t0),
+            sent: sent.duration_since(self.ctx.t0),
             end: end.duration_since(self.ctx.t0),
             code,
             node: self.node,
@@ -460,6 +462,7 @@ impl User {
 
 #[cfg(test)]
 mod tests {
+    use super::super::metrics::Aggregator;
     use super::*;
 
     /// A burst keeps every user's future alive at once: 100,000 of them must fit in memory.
@@ -546,5 +549,65 @@ mod tests {
                 "the next request: after decoding, plus think time"
             );
         });
+    }
+
+    /// A request the simulator sends late (its timer or its worker was late) is timed from its
+    /// intended start all the same, and the lateness is counted apart: the report's "the
+    /// simulator late" row, so a late generator can be told from a slow server. On tokio's
+    /// paused clock: exact durations.
+    #[test]
+    fn a_late_send_counts_in_the_latency_and_as_the_simulators_lateness() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Ticketing::open(ticketing_core::Config::new(dir.path().join("t.db"))).unwrap();
+        let (events, aggregator) = Aggregator::start(indicatif::ProgressBar::hidden(), None, 1).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let t0 = Instant::now();
+            let ctx = Arc::new(RunContext {
+                driver: Driver::InProcess(t),
+                scenario: Arc::new(Scenario::load("steady-state").unwrap()),
+                concert_ids: vec![1],
+                t0,
+                seed: 1,
+                events,
+                prepared: Prepared::default(),
+                max_active: 500,
+            });
+            let ms = Duration::from_millis;
+            let mut user = User {
+                ctx,
+                index: 0,
+                id: 1,
+                due: t0 + ms(10),
+                node: 0,
+                rng: SmallRng::seed_from_u64(1),
+            };
+            // The simulator gets to the request 4 ms after it was due…
+            tokio::time::advance(ms(14)).await;
+            let answer = Box::pin(async {
+                // …and the answer takes 3 ms.
+                tokio::time::sleep(ms(3)).await;
+                Ok(())
+            });
+            user.call(Op::Seats, false, answer).await.unwrap();
+        });
+        drop(rt);
+        let stats = aggregator.finish().unwrap();
+        let seats = &stats.ops[&Op::Seats];
+        // (A histogram answers with the top of the value's bucket: 7,003 for 7,000.)
+        let latency = seats.latency.max();
+        assert!(
+            seats.latency.equivalent(latency, 7_000),
+            "latency from the intended start, lateness included: {latency} µs"
+        );
+        let late = stats.send_lag.value_at_quantile(0.5);
+        assert!(
+            stats.send_lag.equivalent(late, 4_000),
+            "the simulator's own lateness: {late} µs"
+        );
     }
 }

@@ -104,6 +104,9 @@ pub enum Event {
         retry: bool,
         /// Intended start, since the run's start.
         intended: Duration,
+        /// When the simulator sent it, since the run's start: after `intended` by however late
+        /// the simulator itself was (a timer, a busy worker), which the latency includes.
+        sent: Duration,
         /// End, since the run's start.
         end: Duration,
         /// The failure's machine code (`SEAT_UNAVAILABLE`, `HTTP_503`…); `None` on success.
@@ -459,6 +462,18 @@ pub struct Stats {
     pub history: History,
     /// Time series for the report's plots.
     pub timeline: Timeline,
+    /// How late the simulator sent each request after its intended start, microseconds: its
+    /// own share of every latency (see [`Stats::late_ms_at`]).
+    pub send_lag: Histogram<u64>,
+}
+
+impl Stats {
+    /// The simulator's own lateness at `q` (0..1), in milliseconds: how long after its
+    /// intended start a request was sent. Every latency counts it (a late generator and a
+    /// stalled server look alike from the client); this tells them apart.
+    pub fn late_ms_at(&self, q: f64) -> f64 {
+        self.send_lag.value_at_quantile(q) as f64 / 1000.0
+    }
 }
 
 /// The aggregator thread.
@@ -499,6 +514,7 @@ fn aggregate(rx: Receiver<Event>, progress: ProgressBar, live: Option<Publisher>
         gave_up: 0,
         history: History::default(),
         timeline: Timeline::new(),
+        send_lag: latency_histogram(),
     };
     let Some(live) = live else {
         for event in rx {
@@ -530,6 +546,7 @@ fn record(stats: &mut Stats, event: Event, progress: &ProgressBar) {
             outcome,
             retry,
             intended,
+            sent,
             end,
             code,
             node,
@@ -537,6 +554,8 @@ fn record(stats: &mut Stats, event: Event, progress: &ProgressBar) {
             let micros = u64::try_from(end.saturating_sub(intended).as_micros())
                 .unwrap_or(u64::MAX)
                 .max(1);
+            let late = u64::try_from(sent.saturating_sub(intended).as_micros()).unwrap_or(u64::MAX);
+            stats.send_lag.saturating_record(late);
             let code = code.as_deref();
             stats
                 .ops

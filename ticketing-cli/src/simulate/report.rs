@@ -222,6 +222,15 @@ pub fn summary(runs: &[RunResult]) -> Vec<SummaryRow> {
         r.contention
             .map_or(format!("{client} / n/a"), |c| format!("{client} / {}", c.retries))
     }));
+    rows.push(row("the simulator late: p50 / p99 / max".into(), &|r| {
+        let s = &r.stats;
+        format!(
+            "{} / {} / {}",
+            fmt_ms(s.late_ms_at(0.5)),
+            fmt_ms(s.late_ms_at(0.99)),
+            fmt_ms(s.send_lag.max() as f64 / 1000.0)
+        )
+    }));
     rows
 }
 
@@ -450,6 +459,16 @@ struct JsonRun<'a> {
     seed: Option<&'a SeedRow>,
     /// Over HTTP, the requests by the node they went to, in `--target`'s order.
     nodes: Option<Vec<JsonNode>>,
+    /// How late the simulator sent requests after their intended start (inside every latency).
+    late_ms: JsonLate,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonLate {
+    p50: f64,
+    p99: f64,
+    max: f64,
 }
 
 #[derive(Serialize)]
@@ -658,6 +677,11 @@ fn json_scenario<'a>(r: &'a ScenarioResult, baseline: Option<&Baseline>) -> Json
                         })
                         .collect()
                 }),
+                late_ms: JsonLate {
+                    p50: run.stats.late_ms_at(0.5),
+                    p99: run.stats.late_ms_at(0.99),
+                    max: run.stats.send_lag.max() as f64 / 1000.0,
+                },
             })
             .collect(),
     }
