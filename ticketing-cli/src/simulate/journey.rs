@@ -493,81 +493,22 @@ mod tests {
         assert!(size < 2048, "user future is {size} bytes");
     }
 
-    /// A request is timed from its due moment to its answer's last byte; decoding the answer
-    /// comes after the clock stops, and the user's next request is due after it. On tokio's
-    /// paused clock: the durations below are exact, not measured.
-    #[test]
-    fn the_clock_stops_at_the_last_byte_not_after_decoding() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = Ticketing::open(ticketing_core::Config::new(dir.path().join("t.db"))).unwrap();
-        let scenario = Scenario::load("steady-state").unwrap();
-        let think = scenario.load.think;
-        let (events, rx) = std::sync::mpsc::channel();
-        let rt = tokio::runtime::Builder::new_current_thread()
+    /// A runtime on tokio's paused clock: the durations the tests below see are exact, not
+    /// measured.
+    fn paused() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .start_paused(true)
             .build()
-            .unwrap();
-        rt.block_on(async {
-            let t0 = Instant::now();
-            let ctx = Arc::new(RunContext {
-                driver: Driver::InProcess(t),
-                scenario: Arc::new(scenario),
-                concert_ids: vec![1],
-                t0,
-                seed: 1,
-                events,
-                prepared: Prepared::default(),
-                max_active: 500,
-            });
-            let mut user = User {
-                ctx,
-                index: 0,
-                id: 1,
-                due: t0 + Duration::from_millis(10),
-                node: 0,
-                rng: SmallRng::seed_from_u64(1),
-            };
-            let answer = Box::pin(async {
-                // The answer's last byte arrives 3 ms after the send…
-                tokio::time::sleep(Duration::from_millis(3)).await;
-                super::super::driver::note_received();
-                // …and decoding it takes the client 40 ms (far more than it does: so it shows).
-                tokio::time::sleep(Duration::from_millis(40)).await;
-                Ok(())
-            });
-            user.call(Op::Seats, false, answer).await.unwrap();
-            let recorded = rx.try_iter().find_map(|e| match e {
-                Event::Request { intended, end, .. } => Some((intended, end)),
-                _ => None,
-            });
-            let ms = Duration::from_millis;
-            assert_eq!(recorded, Some((ms(10), ms(13))), "(intended, end) since t0");
-            assert_eq!(
-                user.due,
-                t0 + ms(53) + think,
-                "the next request: after decoding, plus think time"
-            );
-        });
+            .unwrap()
     }
 
-    /// A request the simulator sends late (its timer or its worker was late) is timed from its
-    /// intended start all the same, and the lateness is counted apart: the report's "the
-    /// simulator late" row, so a late generator can be told from a slow server. On tokio's
-    /// paused clock: exact durations.
-    #[test]
-    fn a_late_send_counts_in_the_latency_and_as_the_simulators_lateness() {
-        let dir = tempfile::tempdir().unwrap();
-        let t = Ticketing::open(ticketing_core::Config::new(dir.path().join("t.db"))).unwrap();
-        let (events, aggregator) = Aggregator::start(indicatif::ProgressBar::hidden(), None, 1).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let t0 = Instant::now();
-            let ctx = Arc::new(RunContext {
+    /// User 1 of a steady-state run starting now, in process on `t`, its first request due
+    /// `due` after the start; what it does goes to `events`.
+    fn steady_user(t: Ticketing, events: Sender<Event>, due: Duration) -> User {
+        let t0 = Instant::now();
+        User {
+            ctx: Arc::new(RunContext {
                 driver: Driver::InProcess(t),
                 scenario: Arc::new(Scenario::load("steady-state").unwrap()),
                 concert_ids: vec![1],
@@ -576,16 +517,58 @@ mod tests {
                 events,
                 prepared: Prepared::default(),
                 max_active: 500,
+            }),
+            index: 0,
+            id: 1,
+            due: t0 + due,
+            node: 0,
+            rng: SmallRng::seed_from_u64(1),
+        }
+    }
+
+    /// A request is timed from its due moment to its answer's last byte; decoding the answer
+    /// comes after the clock stops, and the user's next request is due after it.
+    #[test]
+    fn the_clock_stops_at_the_last_byte_not_after_decoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Ticketing::open(ticketing_core::Config::new(dir.path().join("t.db"))).unwrap();
+        let (events, rx) = std::sync::mpsc::channel();
+        let ms = Duration::from_millis;
+        paused().block_on(async {
+            let mut user = steady_user(t, events, ms(10));
+            let answer = Box::pin(async {
+                // The answer's last byte arrives 3 ms after the send…
+                tokio::time::sleep(ms(3)).await;
+                super::super::driver::note_received();
+                // …and decoding it takes the client 40 ms (far more than it does: so it shows).
+                tokio::time::sleep(ms(40)).await;
+                Ok(())
             });
-            let ms = Duration::from_millis;
-            let mut user = User {
-                ctx,
-                index: 0,
-                id: 1,
-                due: t0 + ms(10),
-                node: 0,
-                rng: SmallRng::seed_from_u64(1),
-            };
+            user.call(Op::Seats, false, answer).await.unwrap();
+            let recorded = rx.try_iter().find_map(|e| match e {
+                Event::Request { intended, end, .. } => Some((intended, end)),
+                _ => None,
+            });
+            assert_eq!(recorded, Some((ms(10), ms(13))), "(intended, end) since t0");
+            assert_eq!(
+                user.due,
+                user.ctx.t0 + ms(53) + user.ctx.scenario.load.think,
+                "the next request: after decoding, plus think time"
+            );
+        });
+    }
+
+    /// A request the simulator sends late (its timer or its worker was late) is timed from its
+    /// intended start all the same, and the lateness is counted apart: the report's "the
+    /// simulator late" row, so a late generator can be told from a slow server.
+    #[test]
+    fn a_late_send_counts_in_the_latency_and_as_the_simulators_lateness() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Ticketing::open(ticketing_core::Config::new(dir.path().join("t.db"))).unwrap();
+        let (events, aggregator) = Aggregator::start(indicatif::ProgressBar::hidden(), None, 1).unwrap();
+        let ms = Duration::from_millis;
+        paused().block_on(async {
+            let mut user = steady_user(t, events, ms(10));
             // The simulator gets to the request 4 ms after it was due…
             tokio::time::advance(ms(14)).await;
             let answer = Box::pin(async {
@@ -595,7 +578,6 @@ mod tests {
             });
             user.call(Op::Seats, false, answer).await.unwrap();
         });
-        drop(rt);
         let stats = aggregator.finish().unwrap();
         let seats = &stats.ops[&Op::Seats];
         // (A histogram answers with the top of the value's bucket: 7,003 for 7,000.)
