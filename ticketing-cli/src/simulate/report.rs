@@ -223,13 +223,8 @@ pub fn summary(runs: &[RunResult]) -> Vec<SummaryRow> {
             .map_or(format!("{client} / n/a"), |c| format!("{client} / {}", c.retries))
     }));
     rows.push(row("the simulator late: p50 / p99 / max".into(), &|r| {
-        let s = &r.stats;
-        format!(
-            "{} / {} / {}",
-            fmt_ms(s.late_ms_at(0.5)),
-            fmt_ms(s.late_ms_at(0.99)),
-            fmt_ms(s.send_lag.max() as f64 / 1000.0)
-        )
+        let late = lateness(r);
+        format!("{} / {} / {}", fmt_ms(late.p50), fmt_ms(late.p99), fmt_ms(late.max))
     }));
     rows
 }
@@ -677,13 +672,19 @@ fn json_scenario<'a>(r: &'a ScenarioResult, baseline: Option<&Baseline>) -> Json
                         })
                         .collect()
                 }),
-                late_ms: JsonLate {
-                    p50: run.stats.late_ms_at(0.5),
-                    p99: run.stats.late_ms_at(0.99),
-                    max: run.stats.send_lag.max() as f64 / 1000.0,
-                },
+                late_ms: lateness(run),
             })
             .collect(),
+    }
+}
+
+/// How late the simulator sent a run's requests after their intended start, in milliseconds
+/// (the summary's row and `lateMs`).
+fn lateness(run: &RunResult) -> JsonLate {
+    JsonLate {
+        p50: run.stats.late_ms_at(0.5),
+        p99: run.stats.late_ms_at(0.99),
+        max: run.stats.late_ms_at(1.0),
     }
 }
 
